@@ -1,0 +1,33 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "MISSExplorer",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "miss", targets: ["miss"]),
+        .library(name: "MISSCore", targets: ["MISSCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+    ],
+    targets: [
+        // The only two places that see C: OpenBLAS and ncursesw.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CNCurses", path: "Sources/CNCurses"),
+        .target(
+            name: "MISSCore",
+            dependencies: ["CBLAS"]
+        ),
+        .executableTarget(
+            name: "miss",
+            dependencies: [
+                "MISSCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "MISSCoreTests", dependencies: ["MISSCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MISSCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

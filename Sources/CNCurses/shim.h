@@ -1,0 +1,13 @@
+#ifndef MISS_CNCURSES_SHIM_H
+#define MISS_CNCURSES_SHIM_H
+#define _XOPEN_SOURCE_EXTENDED 1
+#include <locale.h>
+#include <ncurses.h>
+
+// Swift 6 strict concurrency rejects mutable C globals; read them through these getters.
+static inline WINDOW *miss_stdscr(void) { return stdscr; }
+static inline int miss_lines(void) { return LINES; }
+static inline int miss_cols(void) { return COLS; }
+static inline int miss_colors(void) { return COLORS; }
+static inline int miss_color_pairs(void) { return COLOR_PAIRS; }
+#endif

@@ -1,0 +1,68 @@
+/// Fully connected layer: y = x·W + b.
+///
+/// forward:  x (N, in) -> y (N, out)
+/// backward: dy (N, out) -> dx (N, in); accumulates dW (in, out) += xᵀ·dy and db (out) += Σ_rows dy.
+public struct Linear: ParameterContainer {
+    public let weight: Parameter  // (in, out)
+    public let bias: Parameter?   // (1, out)
+
+    public init(name: String, inputs: Int, outputs: Int, bias: Bool = true, rng: inout Xoshiro256StarStar) {
+        weight = Parameter(name: "\(name).weight", value: .glorot(inputs, outputs, using: &rng))
+        self.bias = bias ? Parameter(name: "\(name).bias", value: Matrix(rows: 1, cols: outputs)) : nil
+    }
+
+    public var inputs: Int { weight.value.rows }
+    public var outputs: Int { weight.value.cols }
+    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+
+    public func forward(_ x: Matrix) -> Matrix {
+        precondition(x.cols == inputs, "\(weight.name): input has \(x.cols) columns, expected \(inputs)")
+        var y = Matrix(rows: x.rows, cols: outputs)
+        if let bias {
+            // Broadcast the bias into y first, then let GEMM accumulate onto it (beta = 1).
+            y.addRowVector(bias.value.storage)
+            BLAS.gemm(x.view(), weight.value.view(), beta: 1, into: &y)
+        } else {
+            BLAS.gemm(x.view(), weight.value.view(), into: &y)
+        }
+        return y
+    }
+
+    /// `x` is the input the forward pass saw.
+    public func backward(x: Matrix, dy: Matrix) -> Matrix {
+        precondition(dy.rows == x.rows && dy.cols == outputs, "\(weight.name): dy shape mismatch")
+        BLAS.gemm(x.view(), transposeA: true, dy.view(), beta: 1, into: &weight.grad)
+        if let bias {
+            let db = dy.columnSums()
+            BLAS.axpy(1, db, &bias.grad.storage)
+        }
+        var dx = Matrix(rows: x.rows, cols: inputs)
+        BLAS.gemm(dy.view(), weight.value.view(), transposeB: true, into: &dx)
+        return dx
+    }
+}
+
+/// ID embedding table with row-sparse gradients.
+///
+/// forward:  ids (N) -> e (N, d)
+/// backward: de (N, d) -> sparse rows of dTable, one per distinct id.
+public struct Embedding: ParameterContainer {
+    public let table: Parameter  // (vocabulary, d)
+
+    public init(name: String, count: Int, dim: Int, std: Float = 0.05, rng: inout Xoshiro256StarStar) {
+        table = Parameter(name: "\(name).table", value: .randomNormal(count, dim, std: std, using: &rng), sparse: true)
+    }
+
+    public var count: Int { table.value.rows }
+    public var dim: Int { table.value.cols }
+    public var parameters: [Parameter] { [table] }
+
+    public func forward(_ ids: [Int]) -> Matrix {
+        table.value.gatherRows(ids)
+    }
+
+    public func backward(ids: [Int], de: Matrix) {
+        precondition(de.rows == ids.count && de.cols == dim, "\(table.name): gradient shape mismatch")
+        for (i, id) in ids.enumerated() { table.sparseGrad.add(row: id, de.row(i)) }
+    }
+}

@@ -1,0 +1,125 @@
+/// Element-wise and reduction operations. These are memory-bound; the loops run over the raw
+/// buffers so that release builds vectorise them.
+extension Matrix {
+    @inlinable
+    public func map(_ f: (Float) -> Float) -> Matrix {
+        Matrix(rows: rows, cols: cols, storage: storage.map(f))
+    }
+
+    /// Applies `f` pairwise; shapes must match.
+    @inlinable
+    public func zipMap(_ other: Matrix, _ f: (Float, Float) -> Float) -> Matrix {
+        precondition(rows == other.rows && cols == other.cols,
+                     "element-wise op on \(rows)x\(cols) and \(other.rows)x\(other.cols)")
+        var out = self
+        out.storage.withUnsafeMutableBufferPointer { o in
+            other.storage.withUnsafeBufferPointer { b in
+                for i in 0..<o.count { o[i] = f(o[i], b[i]) }
+            }
+        }
+        return out
+    }
+
+    public static func + (a: Matrix, b: Matrix) -> Matrix { a.zipMap(b, +) }
+    public static func - (a: Matrix, b: Matrix) -> Matrix { a.zipMap(b, -) }
+    /// Hadamard product.
+    public static func * (a: Matrix, b: Matrix) -> Matrix { a.zipMap(b, *) }
+    public static func * (a: Matrix, s: Float) -> Matrix { a.map { $0 * s } }
+
+    /// self += alpha · other (BLAS axpy).
+    public mutating func addScaled(_ other: Matrix, _ alpha: Float = 1) {
+        precondition(rows == other.rows && cols == other.cols,
+                     "addScaled: \(rows)x\(cols) += \(other.rows)x\(other.cols)")
+        BLAS.axpy(alpha, other.storage, &storage)
+    }
+
+    public mutating func scale(_ s: Float) {
+        storage.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] *= s } }
+    }
+
+    public mutating func fill(_ v: Float) {
+        storage.withUnsafeMutableBufferPointer { p in p.update(repeating: v) }
+    }
+
+    /// Adds `bias` (length cols) to every row.
+    public mutating func addRowVector(_ bias: [Float]) {
+        precondition(bias.count == cols, "addRowVector: bias has \(bias.count) values, needs \(cols)")
+        let c = cols
+        storage.withUnsafeMutableBufferPointer { p in
+            for r in 0..<rows { for j in 0..<c { p[r * c + j] += bias[j] } }
+        }
+    }
+
+    /// Sum over rows: a vector of length cols.
+    public func columnSums() -> [Float] {
+        var out = [Float](repeating: 0, count: cols)
+        let c = cols
+        storage.withUnsafeBufferPointer { p in
+            for r in 0..<rows { for j in 0..<c { out[j] += p[r * c + j] } }
+        }
+        return out
+    }
+
+    /// Sum over columns: a vector of length rows.
+    public func rowSums() -> [Float] {
+        var out = [Float](repeating: 0, count: rows)
+        let c = cols
+        storage.withUnsafeBufferPointer { p in
+            for r in 0..<rows {
+                var s: Float = 0
+                for j in 0..<c { s += p[r * c + j] }
+                out[r] = s
+            }
+        }
+        return out
+    }
+
+    /// Row-wise dot products of two equally shaped matrices: out[r] = Σ_c a[r,c]·b[r,c].
+    public func rowDots(_ other: Matrix) -> [Float] {
+        precondition(rows == other.rows && cols == other.cols, "rowDots: shapes differ")
+        var out = [Float](repeating: 0, count: rows)
+        let c = cols
+        storage.withUnsafeBufferPointer { a in
+            other.storage.withUnsafeBufferPointer { b in
+                for r in 0..<rows {
+                    var s: Float = 0
+                    for j in 0..<c { s += a[r * c + j] * b[r * c + j] }
+                    out[r] = s
+                }
+            }
+        }
+        return out
+    }
+
+    /// Scales every row r by s[r].
+    public func scalingRows(by s: [Float]) -> Matrix {
+        precondition(s.count == rows, "scalingRows: \(s.count) factors for \(rows) rows")
+        var out = self
+        let c = cols
+        out.storage.withUnsafeMutableBufferPointer { p in
+            for r in 0..<rows { for j in 0..<c { p[r * c + j] *= s[r] } }
+        }
+        return out
+    }
+
+    /// Each row divided by its L2 norm (rows of zeros stay zero).
+    public func l2NormalizedRows() -> Matrix {
+        var out = self
+        let c = cols
+        out.storage.withUnsafeMutableBufferPointer { p in
+            for r in 0..<rows {
+                var s: Float = 0
+                for j in 0..<c { s += p[r * c + j] * p[r * c + j] }
+                let inv: Float = s > 0 ? 1 / s.squareRoot() : 0
+                for j in 0..<c { p[r * c + j] *= inv }
+            }
+        }
+        return out
+    }
+
+    public func sum() -> Double { storage.reduce(0) { $0 + Double($1) } }
+
+    public var maxAbs: Float { storage.reduce(0) { max($0, abs($1)) } }
+
+    public var isFinite: Bool { storage.allSatisfy { $0.isFinite } }
+}

@@ -1,0 +1,86 @@
+import Testing
+import MISSCore
+
+@Suite struct MatrixProductTests {
+    @Test(arguments: [(1, 1, 1), (7, 13, 5), (13, 7, 1), (1, 9, 17), (31, 3, 29), (64, 65, 63)])
+    func gemmMatchesNaiveOnOddShapes(_ shape: (Int, Int, Int)) {
+        let (m, n, k) = shape
+        var rng = Xoshiro256StarStar(seed: UInt64(m * 1000 + n * 10 + k))
+        let a = Matrix.randomUniform(m, k, using: &rng)
+        let b = Matrix.randomUniform(k, n, using: &rng)
+        expectClose(matmul(a, b), naiveMatmul(a, b), "A·B")
+        // Transposed operands: store Aᵀ and Bᵀ and ask BLAS to transpose them back.
+        let at = a.transposed, bt = b.transposed
+        expectClose(matmul(at, b, transposeA: true), naiveMatmul(at, b, transposeA: true), "Aᵀ·B")
+        expectClose(matmul(a, bt, transposeB: true), naiveMatmul(a, bt, transposeB: true), "A·Bᵀ")
+        expectClose(matmul(at, bt, transposeA: true, transposeB: true),
+                    naiveMatmul(at, bt, transposeA: true, transposeB: true), "Aᵀ·Bᵀ")
+    }
+
+    @Test func stridedViewsAndOutputRegion() {
+        var rng = Xoshiro256StarStar(seed: 7)
+        let big = Matrix.randomUniform(11, 9, using: &rng)
+        let other = Matrix.randomUniform(10, 12, using: &rng)
+        // A = big[2..<7, 1..<5] (5×4), B = other[3..<7, 4..<10] (4×6): both strided.
+        let av = big.view(rows: 2..<7, cols: 1..<5)
+        let bv = other.view(rows: 3..<7, cols: 4..<10)
+        let reference = naiveMatmul(av.materialize(), bv.materialize())
+        var c = Matrix(rows: 8, cols: 10, repeating: 1)
+        BLAS.gemm(av, bv, alpha: 2, beta: 0.5, into: &c, cRow: 1, cCol: 3)
+        for i in 0..<8 {
+            for j in 0..<10 {
+                let inside = (1..<6).contains(i) && (3..<9).contains(j)
+                let expected = inside ? 2 * reference[i - 1][j - 3] + 0.5 : 1
+                #expect(abs(Double(c[i, j]) - expected) < 1e-4, "(\(i),\(j)) = \(c[i, j]), expected \(expected)")
+            }
+        }
+        // A transposed strided view.
+        let tv = big.view(rows: 0..<4, cols: 2..<9)  // 4×7, used as 7×4
+        var d = Matrix(rows: 7, cols: 6)
+        BLAS.gemm(tv, transposeA: true, bv, into: &d)
+        expectClose(d, naiveMatmul(tv.materialize(), bv.materialize(), transposeA: true), "Aᵀ strided")
+    }
+
+    @Test func gemvMatchesNaive() {
+        var rng = Xoshiro256StarStar(seed: 3)
+        let a = Matrix.randomUniform(7, 13, using: &rng)
+        let x = (0..<13).map { _ in rng.nextFloat() }
+        var y = [Float](repeating: 0, count: 7)
+        BLAS.gemv(a.view(), x, into: &y)
+        let ref = naiveMatmul(a, Matrix(rows: 13, cols: 1, storage: x))
+        for i in 0..<7 { #expect(abs(Double(y[i]) - ref[i][0]) < 1e-4) }
+        let x2 = (0..<7).map { _ in rng.nextFloat() }
+        var y2 = [Float](repeating: 0, count: 13)
+        BLAS.gemv(a.view(), transpose: true, x2, into: &y2)
+        let ref2 = naiveMatmul(a, Matrix(rows: 7, cols: 1, storage: x2), transposeA: true)
+        for i in 0..<13 { #expect(abs(Double(y2[i]) - ref2[i][0]) < 1e-4) }
+    }
+
+    @Test func batchedMatmulMatchesPerBlockProducts() {
+        var rng = Xoshiro256StarStar(seed: 11)
+        let a = Matrix.randomUniform(3 * 2, 5, using: &rng)  // 3 blocks of 2×5
+        let b = Matrix.randomUniform(3 * 4, 5, using: &rng)  // 3 blocks of 4×5 (used transposed)
+        let c = batchedMatmul(a, b, batch: 3, transposeB: true)
+        #expect(c.rows == 6 && c.cols == 4)
+        for blk in 0..<3 {
+            let ref = naiveMatmul(a.rows((2 * blk)..<(2 * blk + 2)), b.rows((4 * blk)..<(4 * blk + 4)), transposeB: true)
+            expectClose(c.rows((2 * blk)..<(2 * blk + 2)), ref, "block \(blk)")
+        }
+    }
+
+    @Test func elementwiseAndReductions() {
+        let a = Matrix([[1, -2, 3], [4, 5, -6]])
+        let b = Matrix([[0.5, 1, 2], [-1, 0, 1]])
+        #expect((a + b) == Matrix([[1.5, -1, 5], [3, 5, -5]]))
+        #expect((a * b) == Matrix([[0.5, -2, 6], [-4, 0, -6]]))
+        #expect(a.columnSums() == [5, 3, -3])
+        #expect(a.rowSums() == [2, 3])
+        #expect(a.rowDots(b) == [4.5, -10])
+        #expect(a.transposed == Matrix([[1, 4], [-2, 5], [3, -6]]))
+        #expect(Matrix.hstack([a.columns(0..<1), a.columns(1..<3)]) == a)
+        #expect(Matrix.vstack([a.rows(0..<1), a.rows(1..<2)]) == a)
+        let n = Matrix([[3, 4], [0, 0]]).l2NormalizedRows()
+        #expect(n == Matrix([[0.6, 0.8], [0, 0]]))
+        #expect(a.gatherRows([1, 1, 0]) == Matrix([[4, 5, -6], [4, 5, -6], [1, -2, 3]]))
+    }
+}

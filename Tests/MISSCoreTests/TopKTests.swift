@@ -1,0 +1,39 @@
+import Testing
+import MISSCore
+
+@Suite struct TopKTests {
+    /// The reference: a full stable sort by descending score (ties: lower index first).
+    func reference(_ s: [Float], _ k: Int) -> [Int] {
+        Array(s.indices.sorted { s[$0] > s[$1] || (s[$0] == s[$1] && $0 < $1) }.prefix(k))
+    }
+
+    @Test func matchesFullSortOnRandomInputsWithTies() {
+        var rng = Xoshiro256StarStar(seed: 99)
+        for trial in 0..<300 {
+            let n = 1 + rng.nextInt(below: 400)
+            // Few distinct values → many ties.
+            let distinct = 1 + rng.nextInt(below: 12)
+            let s = (0..<n).map { _ in Float(rng.nextInt(below: distinct)) }
+            let k = rng.nextInt(below: n + 2)
+            #expect(TopK.indices(s, k: k) == reference(s, min(k, n)), "trial \(trial): n=\(n) k=\(k)")
+        }
+    }
+
+    @Test func continuousScoresAndEdgeCases() {
+        var rng = Xoshiro256StarStar(seed: 5)
+        let s = (0..<5000).map { _ in rng.nextFloat() }
+        #expect(TopK.indices(s, k: 50) == reference(s, 50))
+        #expect(TopK.indices([], k: 3) == [])
+        #expect(TopK.indices([1, 2], k: 0) == [])
+        #expect(TopK.indices([3, 1, 2], k: 10) == [0, 2, 1])
+        #expect(TopK.indices([Float](repeating: 7, count: 9), k: 4) == [0, 1, 2, 3])
+        // Already sorted and reverse sorted inputs (classic quickselect worst cases).
+        let asc = (0..<2000).map(Float.init)
+        #expect(TopK.indices(asc, k: 5) == [1999, 1998, 1997, 1996, 1995])
+        #expect(TopK.indices(Array(asc.reversed()), k: 3) == [0, 1, 2])
+    }
+
+    @Test func nanRanksLast() {
+        #expect(TopK.indices([.nan, 1, .nan, 2], k: 3) == [3, 1, 0])
+    }
+}
