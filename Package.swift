@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "miss", targets: ["miss"]),
         .library(name: "MISSCore", targets: ["MISSCore"]),
+        .library(name: "MISSData", targets: ["MISSData"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -19,14 +20,17 @@ let package = Package(
             name: "MISSCore",
             dependencies: ["CBLAS"]
         ),
+        .target(name: "MISSData", dependencies: ["MISSCore"]),
         .executableTarget(
             name: "miss",
             dependencies: [
                 "MISSCore",
+                "MISSData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "MISSCoreTests", dependencies: ["MISSCore"]),
+        .testTarget(name: "MISSDataTests", dependencies: ["MISSData"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MISSCore"]),
     ],
     swiftLanguageModes: [.v6]

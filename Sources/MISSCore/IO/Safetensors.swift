@@ -185,7 +185,7 @@ public struct SafetensorsFile: Sendable {
         let t = try info(name)
         switch t.dtype {
         case .f32:
-            return bytes(t) { raw in (0..<t.elementCount).map { Float(bitPattern: raw.loadLE(UInt32.self, at: $0 * 4)) } }
+            return bytes(t) { raw in copyLittleEndian(raw, count: t.elementCount, as: Float.self) }
         case .f16:
             return bytes(t) { raw in (0..<t.elementCount).map { Half.toFloat(raw.loadLE(UInt16.self, at: $0 * 2)) } }
         default:
@@ -196,13 +196,32 @@ public struct SafetensorsFile: Sendable {
     public func int32s(_ name: String) throws -> [Int32] {
         let t = try info(name)
         guard t.dtype == .i32 else { throw SafetensorsError.wrongDType(path: path, tensor: name, expected: "I32", actual: t.dtype.rawValue) }
-        return bytes(t) { raw in (0..<t.elementCount).map { Int32(bitPattern: raw.loadLE(UInt32.self, at: $0 * 4)) } }
+        return bytes(t) { raw in copyLittleEndian(raw, count: t.elementCount, as: Int32.self) }
+    }
+
+    public func uint8s(_ name: String) throws -> [UInt8] {
+        let t = try info(name)
+        guard t.dtype == .u8 else { throw SafetensorsError.wrongDType(path: path, tensor: name, expected: "U8", actual: t.dtype.rawValue) }
+        return bytes(t) { Array($0) }
+    }
+
+    /// A list of strings stored by `SafetensorsWriter.add(_:strings:)`.
+    public func strings(_ name: String) throws -> [String] {
+        let bytes = try uint8s("\(name).utf8")
+        let offsets = try int64s("\(name).offsets")
+        guard let last = offsets.last, last == Int64(bytes.count), offsets.first == 0,
+              zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+            throw SafetensorsError.invalidTensor(path: path, tensor: "\(name).offsets", detail: "string offsets are not increasing from 0 to \(bytes.count)")
+        }
+        return (0..<(offsets.count - 1)).map { i in
+            String(decoding: bytes[Int(offsets[i])..<Int(offsets[i + 1])], as: UTF8.self)
+        }
     }
 
     public func int64s(_ name: String) throws -> [Int64] {
         let t = try info(name)
         guard t.dtype == .i64 else { throw SafetensorsError.wrongDType(path: path, tensor: name, expected: "I64", actual: t.dtype.rawValue) }
-        return bytes(t) { raw in (0..<t.elementCount).map { Int64(bitPattern: raw.loadLE(UInt64.self, at: $0 * 8)) } }
+        return bytes(t) { raw in copyLittleEndian(raw, count: t.elementCount, as: Int64.self) }
     }
 
     /// A 2-D float tensor as a Matrix (a 1-D tensor becomes one row). `shape`, if given, is checked.
@@ -219,6 +238,19 @@ public struct SafetensorsFile: Sendable {
         default:
             throw SafetensorsError.wrongShape(path: path, tensor: name, expected: [-1, -1], actual: t.shape)
         }
+    }
+}
+
+#if _endian(big)
+#error("safetensors data is little-endian; this reader copies it as is and supports little-endian hosts only")
+#endif
+
+/// Copies `count` little-endian values out of the (possibly unaligned) mapped bytes.
+private func copyLittleEndian<T>(_ raw: UnsafeRawBufferPointer, count: Int, as: T.Type) -> [T] {
+    precondition(raw.count == count * MemoryLayout<T>.stride, "byte count does not match element count")
+    return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw) }
+        initialized = count
     }
 }
 
@@ -262,6 +294,24 @@ public struct SafetensorsWriter {
         var d = Data(capacity: int64s.count * 8)
         for v in int64s { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
         add(name, dtype: .i64, shape: shape, data: d)
+    }
+
+    public mutating func add(_ name: String, uint8s: [UInt8], shape: [Int]) {
+        precondition(shape.reduce(1, *) == uint8s.count, "tensor \(name): shape \(shape) does not hold \(uint8s.count) values")
+        add(name, dtype: .u8, shape: shape, data: Data(uint8s))
+    }
+
+    /// Strings as two tensors: `<name>.utf8` (U8, concatenated) and `<name>.offsets` (I64, count + 1).
+    public mutating func add(_ name: String, strings: [String]) {
+        var bytes: [UInt8] = []
+        var offsets: [Int64] = [0]
+        offsets.reserveCapacity(strings.count + 1)
+        for s in strings {
+            bytes.append(contentsOf: s.utf8)
+            offsets.append(Int64(bytes.count))
+        }
+        add("\(name).utf8", uint8s: bytes, shape: [bytes.count])
+        add("\(name).offsets", int64s: offsets, shape: [offsets.count])
     }
 
     private mutating func add(_ name: String, dtype: SafetensorsDType, shape: [Int], data: Data) {

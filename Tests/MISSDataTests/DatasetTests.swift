@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+import MISSCore
+import MISSData
+
+@Suite struct DatasetTests {
+    @Test func builderGroupsUsersAndSortsByTimeStably() {
+        var b = BehaviourTableBuilder()
+        b.add(user: "b", item: 5, time: 30, labels: 1)
+        b.add(user: "a", item: 1, time: 20, labels: 1)
+        b.add(user: "b", item: 6, time: 10, labels: 3)
+        b.add(user: "a", item: 2, time: 20, labels: 1)  // same time as item 1: arrival order kept
+        b.add(user: "a", item: 0, time: 5, labels: 1)
+        let t = b.build()
+        #expect(t.userIDs == ["b", "a"])
+        #expect(t.offsets == [0, 2, 5])
+        #expect(t.items == [6, 5, 0, 1, 2])
+        #expect(t.times == [10, 30, 5, 20, 20])
+        #expect(t.labels == [3, 1, 1, 1, 1])
+    }
+
+    @Test func recentBehavioursIsASliceOfTheLastL() {
+        let d = tinyWorld()
+        let u = (0..<d.userCount).max { d.sequenceLength(of: $0) < d.sequenceLength(of: $1) }!
+        let all = d.behaviours(of: u)
+        #expect(d.recentBehaviours(of: u, limit: 10) == (all.upperBound - 10)..<all.upperBound)
+        #expect(d.recentBehaviours(of: u, before: all.lowerBound + 3, limit: 10) == all.lowerBound..<(all.lowerBound + 3))
+        #expect(d.recentBehaviours(of: u, limit: 1_000_000) == all)
+    }
+
+    @Test func cacheRoundTripKeepsEverything() throws {
+        let d = tinyWorld()
+        let url = try temporaryDirectory().appendingPathComponent("w.missdata")
+        try d.write(to: url)
+        let e = try Dataset.load(from: url)
+        #expect(e.name == d.name && e.objectives == d.objectives)
+        #expect(e.itemIDs == d.itemIDs && e.itemTitles == d.itemTitles && e.itemTexts == d.itemTexts)
+        #expect(e.itemCategories == d.itemCategories && e.categoryNames == d.categoryNames)
+        #expect(e.modalities == d.modalities)
+        #expect(e.userIDs == d.userIDs && e.userOffsets == d.userOffsets)
+        #expect(e.behaviourItems == d.behaviourItems && e.behaviourTimes == d.behaviourTimes && e.behaviourLabels == d.behaviourLabels)
+    }
+
+    @Test func badCacheFilesNameTheProblem() throws {
+        let dir = try temporaryDirectory()
+        let missing = dir.appendingPathComponent("nope.missdata")
+        let e1 = inputError { _ = try Dataset.load(from: missing) }
+        #expect(e1?.file == missing.path && e1?.problem.contains("no such file") == true)
+
+        let good = tinyWorld().cacheData()
+        let cut = dir.appendingPathComponent("cut.missdata")
+        try good.prefix(good.count / 2).write(to: cut)
+        let e2 = inputError { _ = try Dataset.load(from: cut) }
+        #expect(e2?.file == cut.path)
+        #expect(e2?.problem.contains("outside") == true, "\(String(describing: e2))")
+
+        var w = SafetensorsWriter(metadata: ["format": Dataset.cacheFormat, "version": "999"])
+        w.add("x", floats: [1], shape: [1])
+        let future = dir.appendingPathComponent("future.missdata")
+        try w.write(to: future)
+        let e3 = inputError { _ = try Dataset.load(from: future) }
+        #expect(e3?.location == "__metadata__.version")
+        #expect(e3?.problem.contains("999") == true)
+
+        var other = SafetensorsWriter(metadata: ["format": "something-else"])
+        other.add("x", floats: [1], shape: [1])
+        let foreign = dir.appendingPathComponent("foreign.missdata")
+        try other.write(to: foreign)
+        #expect(inputError { _ = try Dataset.load(from: foreign) }?.location == "__metadata__.format")
+    }
+
+    @Test func validationCatchesBrokenInvariants() {
+        var d = tinyWorld()
+        d.behaviourItems[3] = Int32(d.itemCount)
+        #expect(inputError { try d.validate(source: "x") }?.location == "field 'behaviourItems'")
+        var e = tinyWorld()
+        e.userOffsets[1] = e.userOffsets[0]  // user 0 with no behaviours
+        #expect(inputError { try e.validate(source: "x") }?.problem.contains("no behaviours") == true)
+    }
+}
+
+@Suite struct SyntheticWorldTests {
+    @Test func sameSeedSameBytesOtherSeedOtherBytes() {
+        #expect(tinyWorld(seed: 11).cacheData() == tinyWorld(seed: 11).cacheData())
+        #expect(tinyWorld(seed: 11).cacheData() != tinyWorld(seed: 12).cacheData())
+    }
+
+    @Test func worldHasTheDescribedStructure() throws {
+        var c = SyntheticWorld.Config()
+        c.seed = 5; c.items = 1000; c.users = 120; c.minLength = 20; c.maxLength = 2000
+        let (d, truth) = SyntheticWorld.generate(c)
+        try d.validate(source: "synthetic")
+        #expect(d.objectives == ["view", "long_view", "like"])
+        #expect(d.modalities.map(\.name) == ["text", "visual"] && d.modalities.map(\.dim) == [32, 24])
+        for u in 0..<d.userCount { #expect((20...2000).contains(d.sequenceLength(of: u))) }
+        // Every behaviour is a view; a like implies a long view.
+        #expect(d.behaviourLabels.allSatisfy { $0 & 1 == 1 && ($0 & 4 == 0 || $0 & 2 == 2) })
+        // Feedback is correlated but not constant.
+        let longViews = d.behaviourLabels.filter { $0 & 2 != 0 }.count
+        let likes = d.behaviourLabels.filter { $0 & 4 != 0 }.count
+        #expect(longViews > d.behaviourCount / 5 && longViews < d.behaviourCount * 9 / 10)
+        #expect(likes > 0 && likes < longViews)
+        // Users concentrate on their interests: the share of a user's behaviours in their top topic
+        // is far above the 1/32 a uniform user would show.
+        var share = 0.0
+        for u in 0..<d.userCount {
+            var counts = [Int](repeating: 0, count: d.categoryNames.count)
+            for b in d.behaviours(of: u) { counts[Int(d.itemCategories[Int(d.behaviourItems[b])])] += 1 }
+            share += Double(counts.max()!) / Double(d.sequenceLength(of: u))
+        }
+        #expect(share / Double(d.userCount) > 0.25)
+        // Titles are readable words; items of one sub-topic share a word.
+        #expect(d.itemTitles.allSatisfy { $0.split(separator: " ").count == 4 })
+        #expect(truth.itemSubtopic.count == 1000 && Set(truth.itemSubtopic).count == 128)
+        // Content sees topics: same-topic items are closer in the text modality than random pairs.
+        let text = d.modalities[0].values.l2NormalizedRows()
+        var same = 0.0, diff = 0.0, ns = 0, nd = 0
+        for i in 0..<300 {
+            for j in (i + 1)..<300 {
+                let cos = Double(zip(text.row(i), text.row(j)).reduce(0) { $0 + $1.0 * $1.1 })
+                if d.itemCategories[i] == d.itemCategories[j] { same += cos; ns += 1 } else { diff += cos; nd += 1 }
+            }
+        }
+        #expect(same / Double(ns) > diff / Double(nd) + 0.2)
+    }
+}
+
+@Suite struct SplitTests {
+    @Test func splitIsDisjointDeterministicAndTenPercent() {
+        let d = tinyWorld(users: 200)
+        let s = EvaluationSplit(dataset: d, seed: 1)
+        #expect(s == EvaluationSplit(dataset: d, seed: 1))
+        #expect(s != EvaluationSplit(dataset: d, seed: 2))
+        #expect(s.validation.count == 20 && s.test.count == 20 && s.train.count == 160)
+        #expect(Set(s.train).isDisjoint(with: s.test) && Set(s.train).isDisjoint(with: s.validation)
+                && Set(s.test).isDisjoint(with: s.validation))
+        #expect(Set(s.train + s.test + s.validation) == Set(0..<200))
+    }
+
+    @Test func historyAndTargetsAreTheTwoHalves() {
+        let d = tinyWorld()
+        let u = 0
+        let all = d.behaviours(of: u)
+        let h = EvaluationSplit.history(of: u, in: d), t = EvaluationSplit.targets(of: u, in: d)
+        #expect(h.lowerBound == all.lowerBound && h.upperBound == t.lowerBound && t.upperBound == all.upperBound)
+        #expect(h.count == all.count / 2)
+        let targets = EvaluationSplit.targetItems(of: u, in: d)
+        let seen = Set(d.behaviourItems[h])
+        #expect(!targets.isEmpty && targets.isDisjoint(with: seen))
+    }
+}
+
+@Suite struct SampleDataTests {
+    /// SampleData/README.md promises that `miss synth --seed 7 --items 8000 --users 800` rebuilds the file exactly.
+    @Test func sampleDataRegeneratesByteForByte() throws {
+        var c = SyntheticWorld.Config()
+        c.seed = 7; c.items = 8000; c.users = 800
+        let committed = try Data(contentsOf: Paths.sampleData.appendingPathComponent("world.missdata"))
+        #expect(SyntheticWorld.generate(c).dataset.cacheData() == committed)
+    }
+}
