@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "miss", targets: ["miss"]),
         .library(name: "MISSCore", targets: ["MISSCore"]),
         .library(name: "MISSData", targets: ["MISSData"]),
+        .library(name: "MISSModel", targets: ["MISSModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -21,16 +22,19 @@ let package = Package(
             dependencies: ["CBLAS"]
         ),
         .target(name: "MISSData", dependencies: ["MISSCore"]),
+        .target(name: "MISSModel", dependencies: ["MISSCore", "MISSData"]),
         .executableTarget(
             name: "miss",
             dependencies: [
                 "MISSCore",
                 "MISSData",
+                "MISSModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "MISSCoreTests", dependencies: ["MISSCore"]),
         .testTarget(name: "MISSDataTests", dependencies: ["MISSData"]),
+        .testTarget(name: "MISSModelTests", dependencies: ["MISSModel"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MISSCore"]),
     ],
     swiftLanguageModes: [.v6]

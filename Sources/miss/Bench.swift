@@ -1,12 +1,68 @@
 import ArgumentParser
 import Foundation
 import MISSCore
+import MISSData
+import MISSModel
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine's speed (benchmarks, not tests).",
-        subcommands: [Gemm.self]
+        subcommands: [Gemm.self, Tree.self]
     )
+
+    /// The machine's SGEMM peak, measured in the same run as the figure it accompanies.
+    static func peakLine() -> (Double, String) {
+        let p = GemmPeak.peak(minSeconds: 0.5)
+        return (p.gflops, String(format: "SGEMM peak this run: %.1f GFLOP/s (2048³, %d threads)", p.gflops, p.threads))
+    }
+
+    struct Tree: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Index-tree build time over synthetic items (recursive balanced 2-means).")
+
+        @Option(help: "Comma-separated item counts.") var items = "100000,300000,1000000"
+        @Option(help: "Embedding dimension (synthetic content modalities, concatenated).") var dim = 64
+        @Option(help: "Seed of the synthetic world.") var seed: UInt64 = 1
+
+        func run() throws {
+            let counts = items.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !counts.isEmpty, counts.allSatisfy({ $0 >= 2 }), dim >= 2 else {
+                throw ValidationError("--items needs comma-separated counts ≥ 2 and --dim ≥ 2")
+            }
+            let (_, peak) = Bench.peakLine()
+            print(peak)
+            var previous: (n: Int, seconds: Double)?
+            for n in counts {
+                var c = SyntheticWorld.Config()
+                c.seed = seed; c.items = n; c.users = 1; c.minLength = 2; c.maxLength = 2
+                c.textDim = dim / 2; c.visualDim = dim - dim / 2
+                let g0 = Date()
+                let world = SyntheticWorld.generate(c).dataset
+                let genSeconds = Date().timeIntervalSince(g0)
+                let x = Matrix.hstack(world.modalities.map(\.values)).l2NormalizedRows()
+                let t0 = Date()
+                var lastLevel = Date()
+                var levelTimes: [String] = []
+                let tree = IndexTree.build(embeddings: x, kind: .multimodal) { h, _ in
+                    if h > 0 { levelTimes.append(String(format: "%.2f", Date().timeIntervalSince(lastLevel))) }
+                    lastLevel = Date()
+                }
+                let finish = Date().timeIntervalSince(lastLevel)
+                let seconds = Date().timeIntervalSince(t0)
+                let rss = residentMemoryMiB()
+                var line = String(format: "tree: %8d items × %d dims: %7.2f s (%d levels, %d nodes; synth %.1f s; RSS %.0f MiB)",
+                                  n, dim, seconds, tree.leafLevel + 1, tree.nodeCount, genSeconds, rss)
+                if let p = previous {
+                    // N log N predicts t₂/t₁ = (n₂ log n₂)/(n₁ log n₁).
+                    let predicted = Double(n) * log(Double(n)) / (Double(p.n) * log(Double(p.n)))
+                    line += String(format: "; ×%.2f vs %d (N log N predicts ×%.2f)", seconds / p.seconds, p.n, predicted)
+                }
+                print(line)
+                print("  per level (s): \(levelTimes.joined(separator: " ")); node embeddings \(String(format: "%.2f", finish)) s")
+                previous = (n, seconds)
+            }
+        }
+    }
 
     struct Gemm: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -61,4 +117,12 @@ struct Bench: ParsableCommand {
             }
         }
     }
+}
+
+/// Resident set size of this process (Linux /proc), in MiB.
+func residentMemoryMiB() -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kb / 1024
 }

@@ -145,3 +145,28 @@ public func batchedMatmul(_ a: Matrix, _ b: Matrix, batch: Int, transposeB: Bool
     }
     return c
 }
+
+extension BLAS {
+    /// Pointer-level products for hot paths that work on raw row-major buffers (tree building,
+    /// beam search). Callers keep the pointers valid for the call; shapes are checked by the caller.
+    public enum Unsafe {
+        /// y (m) = alpha · A (m×n, lda) · x (n) + beta · y, or with `transpose` y (n) = alpha · Aᵀ · x (m) + beta · y.
+        public static func gemv(transpose: Bool = false, rows m: Int, cols n: Int, alpha: Float = 1,
+                                _ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>,
+                                beta: Float = 0, _ y: UnsafeMutablePointer<Float>) {
+            if m == 0 || n == 0 { return }
+            cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha,
+                        a, Int32(lda), x, 1, beta, y, 1)
+        }
+
+        /// C (m×n, ldc) = alpha · op(A) · op(B) + beta · C.
+        public static func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+                                alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
+                                _ b: UnsafePointer<Float>, ldb: Int,
+                                beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+            if m == 0 || n == 0 || k == 0 { return }
+            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+    }
+}
