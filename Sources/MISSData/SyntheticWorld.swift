@@ -7,6 +7,9 @@ import MISSCore
 ///   (children scattered around their parent) and a made-up word, so titles can be read.
 /// - Items belong to a sub-topic; their two content modalities ("text", "visual") are different
 ///   random projections of the item's latent vector plus independent noise.
+/// - Content also carries nuisance factors unrelated to anyone's interests (think lighting, length,
+///   production quality): a per-item latent, independent of the topic, projected into both
+///   modalities. Raw content similarity is misled by it; item alignment learns to ignore it.
 /// - Each item also has a hidden "style" that no content modality reveals; users prefer some styles,
 ///   so co-occurrence (ID embeddings) carries information that content does not.
 /// - Users have several interests (sub-topics, mostly within one or two super-topics) that drift over
@@ -26,6 +29,8 @@ public struct SyntheticWorld {
         public var subtopicsPerTopic = 4
         public var styles = 12
         public var latentDim = 16
+        public var nuisanceDim = 8
+        public var nuisanceStd: Float = 2.5
         public var textDim = 32
         public var visualDim = 24
         public var minLength = 20
@@ -85,14 +90,17 @@ public struct SyntheticWorld {
         var latent = Matrix(rows: config.items, cols: d)
         for i in 0..<config.items {
             // The first nSub items cover every sub-topic once, so none is empty.
-            let s = i < nSub ? i : sample(subCDF, &itemRng)
+            let s = i < nSub ? i : itemRng.nextIndex(cdf: subCDF)
             itemSub[i] = Int32(s)
             itemStyle[i] = Int32(itemRng.nextInt(below: config.styles))
             popularity[i] = exp(1.0 * itemRng.nextNormal())
             for j in 0..<d { latent[i, j] = subLatent[s, j] + 0.6 * Float(itemRng.nextNormal()) }
         }
-        var text = matmul(latent, textProjection)
-        var visual = matmul(latent, visualProjection)
+        let nuisance = Matrix.randomNormal(config.items, config.nuisanceDim, std: config.nuisanceStd, using: &itemRng)
+        let nuisanceText = Matrix.randomNormal(config.nuisanceDim, config.textDim, std: 1 / Float(config.nuisanceDim).squareRoot(), using: &latentRng)
+        let nuisanceVisual = Matrix.randomNormal(config.nuisanceDim, config.visualDim, std: 1 / Float(config.nuisanceDim).squareRoot(), using: &latentRng)
+        var text = matmul(latent, textProjection) + matmul(nuisance, nuisanceText)
+        var visual = matmul(latent, visualProjection) + matmul(nuisance, nuisanceVisual)
         for i in 0..<text.count { text.storage[i] += 0.5 * Float(itemRng.nextNormal()) }
         for i in 0..<visual.count { visual.storage[i] += 0.5 * Float(itemRng.nextNormal()) }
 
@@ -151,16 +159,16 @@ public struct SyntheticWorld {
                     weights[k] = 0.2 + userRng.nextDouble()
                 }
                 let explore = userRng.nextDouble() < 0.08
-                let sub = explore ? userRng.nextInt(below: nSub) : interests[sample(cumulative(weights), &userRng)]
+                let sub = explore ? userRng.nextInt(below: nSub) : interests[userRng.nextIndex(cdf: cumulative(weights))]
                 let item: Int
                 let style = styleList[userRng.nextInt(below: styleList.count)]
                 let styled = bySubStyle[sub * config.styles + Int(style)]
                 if bySub[sub].isEmpty {
                     item = userRng.nextInt(below: config.items)  // only when items < sub-topics
                 } else if !styled.isEmpty && userRng.nextDouble() < styleAffinity {
-                    item = styled[sample(subStyleCDFs[sub * config.styles + Int(style)], &userRng)]
+                    item = styled[userRng.nextIndex(cdf: subStyleCDFs[sub * config.styles + Int(style)])]
                 } else {
-                    item = bySub[sub][sample(subCDFs[sub], &userRng)]
+                    item = bySub[sub][userRng.nextIndex(cdf: subCDFs[sub])]
                 }
                 // Feedback: affinity from interest match and style match.
                 let inInterest = interests.contains(Int(itemSub[item]))
@@ -214,16 +222,4 @@ func cumulative(_ weights: [Double]) -> [Double] {
     var s = 0.0
     for w in weights { s += w; out.append(s) }
     return out
-}
-
-/// Index drawn with probability proportional to its weight, by binary search in the CDF.
-func sample(_ cdf: [Double], _ rng: inout Xoshiro256StarStar) -> Int {
-    guard let total = cdf.last, total > 0 else { return 0 }
-    let x = rng.nextDouble() * total
-    var lo = 0, hi = cdf.count - 1
-    while lo < hi {
-        let mid = (lo + hi) / 2
-        if cdf[mid] > x { hi = mid } else { lo = mid + 1 }
-    }
-    return lo
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import MISSCore
 
@@ -136,5 +137,47 @@ import MISSCore
         for p in mlp.parameters + readout.parameters { checkGradient(p, loss: loss) }
         checkGradient("composed.x", input: x, analytic: dx, loss: loss)
         checkGradient("composed.keys", input: keys, analytic: g.dKeys, loss: loss)
+    }
+}
+
+@Suite struct ContrastiveGradientTests {
+    @Test func l2Normalize() {
+        var rng = Xoshiro256StarStar(seed: 21)
+        let x = Box(Matrix.randomUniform(4, 5, using: &rng))
+        let w = Matrix.randomUniform(4, 5, using: &rng)
+        let (y, norms) = L2Normalize.forward(x.value)
+        for r in 0..<4 { #expect(abs(y.rowDots(y)[r] - 1) < 1e-5) }
+        let dx = L2Normalize.backward(y: y, norms: norms, dy: w)
+        checkGradient("l2norm", input: x, analytic: dx) { weightedSum(L2Normalize.forward(x.value).y, w) }
+    }
+
+    @Test func infoNCE() {
+        var rng = Xoshiro256StarStar(seed: 22)
+        let a = Box(Matrix.randomUniform(5, 4, using: &rng))
+        let p = Box(Matrix.randomUniform(5, 4, using: &rng))
+        let r = InfoNCE.loss(anchors: a.value, positives: p.value, temperature: 0.5)
+        let loss = { InfoNCE.loss(anchors: a.value, positives: p.value, temperature: 0.5).loss }
+        checkGradient("infonce.anchors", input: a, analytic: r.dAnchors, loss: loss)
+        checkGradient("infonce.positives", input: p, analytic: r.dPositives, loss: loss)
+    }
+
+    @Test func infoNCEByHand() {
+        // Two orthogonal unit pairs, τ = 1: S = I, each softmax row is (e, 1)/(e + 1),
+        // so the loss is −log(e/(e+1)) = log(1 + 1/e) in both directions.
+        let i2 = Matrix([[1, 0], [0, 1]])
+        let r = InfoNCE.loss(anchors: i2, positives: i2, temperature: 1)
+        #expect(abs(r.loss - log(1 + exp(-1.0))) < 1e-6)
+    }
+
+    @Test func maskedMSE() {
+        var rng = Xoshiro256StarStar(seed: 23)
+        let pred = Box(Matrix.randomUniform(3, 4, using: &rng))
+        let target = Matrix.randomUniform(3, 4, using: &rng)
+        let mask = Matrix([[1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0]])
+        let r = MeanSquaredError.loss(prediction: pred.value, target: target, mask: mask)
+        checkGradient("mse", input: pred, analytic: r.dPrediction) {
+            MeanSquaredError.loss(prediction: pred.value, target: target, mask: mask).loss
+        }
+        #expect(MeanSquaredError.loss(prediction: Matrix([[1, 2]]), target: Matrix([[0, 0]])).loss == 2.5)
     }
 }

@@ -86,3 +86,18 @@ public struct SplitMix64: Sendable {
         return z ^ (z >> 31)
     }
 }
+
+extension Xoshiro256StarStar {
+    /// An index drawn with probability proportional to its weight, given the running sums of the
+    /// weights (`cdf.last` is the total); binary search, O(log n).
+    public mutating func nextIndex(cdf: [Double]) -> Int {
+        guard let total = cdf.last, total > 0 else { return 0 }
+        let x = nextDouble() * total
+        var lo = 0, hi = cdf.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cdf[mid] > x { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
+    }
+}

@@ -35,14 +35,9 @@ extension IndexTree {
         let levels = structure.levels
         let levelStarts = structure.levelStarts
         var nodeEmbeddings = Matrix(rows: levelStarts.last!, cols: d)
-        // BLAS threads help only the first split; below it the workers split nodes in parallel and
-        // BLAS's own threads would just spin against them.
-        let blasThreads = BLAS.threads
-        defer { BLAS.setThreads(blasThreads) }
         for h in 0..<(levels.count - 1) {
             progress?(h, levels.count - 1)
             let ranges = levels[h]
-            BLAS.setThreads(ranges.count == 1 ? blasThreads : 1)
             src.storage.withUnsafeBufferPointer { s in
                 dst.storage.withUnsafeMutableBufferPointer { t in
                     perm.withUnsafeBufferPointer { pIn in
@@ -51,7 +46,7 @@ extension IndexTree {
                                 let job = SplitJob(src: s, dst: t, permIn: pIn, permOut: pOut,
                                                    nodeEmbeddings: e.baseAddress! + levelStarts[h] * d, dim: d,
                                                    seed: options.seed, level: h, iterations: options.iterations,
-                                                   cluster: kind != .random)
+                                                   cluster: kind != .random, useBLAS: ranges.count == 1)
                                 let workers = max(1, min(options.workers, ranges.count))
                                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                                     var i = w
@@ -146,6 +141,25 @@ private struct SplitJob: @unchecked Sendable {
     let level: Int
     let iterations: Int
     let cluster: Bool
+    /// A lone split (the root) uses multi-threaded BLAS; parallel splits use single-threaded kernels.
+    let useBLAS: Bool
+
+    private func rowDots(_ s: Int, _ x: UnsafePointer<Float>, _ w: [Float], _ out: inout [Float]) {
+        if useBLAS { BLAS.Unsafe.gemv(rows: s, cols: dim, x, lda: dim, w, &out) } else {
+            SingleThreadKernels.gemv(rows: s, cols: dim, x, lda: dim, w, &out)
+        }
+    }
+
+    /// Σ_i w_i · row_i (w nil: plain sums).
+    private func weightedSum(_ s: Int, _ x: UnsafePointer<Float>, _ w: [Float]?, _ out: inout [Float]) {
+        if useBLAS {
+            BLAS.Unsafe.gemv(transpose: true, rows: s, cols: dim, x, lda: dim, w ?? [Float](repeating: 1, count: s), &out)
+        } else if let w {
+            SingleThreadKernels.gemvTransposed(rows: s, cols: dim, x, lda: dim, w, &out)
+        } else {
+            SingleThreadKernels.gemvTransposed(rows: s, cols: dim, x, lda: dim, nil, &out)
+        }
+    }
 
     /// Splits node `node` (index within the level) whose items occupy `range`: writes its embedding
     /// (Eq. 3: the mean of its items) and its items reordered as left child then right child.
@@ -160,8 +174,7 @@ private struct SplitJob: @unchecked Sendable {
         if s == 1 {
             total.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: x, count: d) }
         } else {
-            let ones = [Float](repeating: 1, count: s)
-            BLAS.Unsafe.gemv(transpose: true, rows: s, cols: d, x, lda: d, ones, &total)
+            weightedSum(s, x, nil, &total)
         }
         for j in 0..<d { embedding[j] = total[j] / Float(s) }
         guard cluster, s >= 3 else {
@@ -185,7 +198,7 @@ private struct SplitJob: @unchecked Sendable {
         for iteration in 0..<max(1, iterations) {
             // t_i = x_i · (c1 − c2): larger means closer to c1 (the ‖c‖² terms do not change the order).
             for j in 0..<d { w[j] = c1[j] - c2[j] }
-            BLAS.Unsafe.gemv(rows: s, cols: d, x, lda: d, w, &scores)
+            rowDots(s, x, w, &scores)
             let threshold = kthLargest(scores, half, scratch: &scratch)
             // Strictly above the threshold first, then ties in index order until the left side is full.
             var taken = 0
@@ -197,8 +210,9 @@ private struct SplitJob: @unchecked Sendable {
                 if l != left[i] { changed += 1; left[i] = l }
                 mask[i] = l ? 1 : 0
             }
-            if changed == 0 && iteration > 0 { break }
-            BLAS.Unsafe.gemv(transpose: true, rows: s, cols: d, x, lda: d, mask, &c1)
+            // Stable (or nearly: under 0.1 % of the items moved): further Lloyd steps change little.
+            if iteration > 0 && changed <= s / 1000 { break }
+            weightedSum(s, x, mask, &c1)
             for j in 0..<d {
                 c2[j] = (total[j] - c1[j]) / Float(s - half)
                 c1[j] /= Float(half)

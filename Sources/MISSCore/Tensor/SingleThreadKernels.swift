@@ -1,0 +1,44 @@
+/// Single-threaded, SIMD matrix–vector kernels for code that is already parallel over its own
+/// work items (e.g. the tree builder's splits). OpenBLAS's thread count is process-global, so such
+/// code must not change it; and calling multi-threaded BLAS from several workers at once makes its
+/// threads fight. These loops are memory-bound like gemv itself, so they lose little to BLAS.
+public enum SingleThreadKernels {
+    /// y[i] = Σ_j a[i·lda + j] · x[j] for i < rows (a row-major, x length cols).
+    public static func gemv(rows: Int, cols: Int, _ a: UnsafePointer<Float>, lda: Int,
+                            _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        let vec = cols / 8 * 8
+        for i in 0..<rows {
+            let row = a + i * lda
+            var acc = SIMD8<Float>.zero
+            var j = 0
+            while j < vec {
+                acc += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+                    * UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self)
+                j += 8
+            }
+            var s = acc.sum()
+            while j < cols { s += row[j] * x[j]; j += 1 }
+            y[i] = s
+        }
+    }
+
+    /// y[j] = Σ_i w[i] · a[i·lda + j] for j < cols (Aᵀ·w), or the plain column sums when w is nil.
+    public static func gemvTransposed(rows: Int, cols: Int, _ a: UnsafePointer<Float>, lda: Int,
+                                      _ w: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
+        y.update(repeating: 0, count: cols)
+        let vec = cols / 8 * 8
+        for i in 0..<rows {
+            let wi = w?[i] ?? 1
+            if wi == 0 { continue }
+            let row = a + i * lda
+            var j = 0
+            while j < vec {
+                let cur = UnsafeRawPointer(y + j).loadUnaligned(as: SIMD8<Float>.self)
+                let add = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) * wi
+                UnsafeMutableRawPointer(y + j).storeBytes(of: cur + add, as: SIMD8<Float>.self)
+                j += 8
+            }
+            while j < cols { y[j] += wi * row[j]; j += 1 }
+        }
+    }
+}
