@@ -32,9 +32,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "MISSCoreTests", dependencies: ["MISSCore"]),
-        .testTarget(name: "MISSDataTests", dependencies: ["MISSData"]),
-        .testTarget(name: "MISSModelTests", dependencies: ["MISSModel"]),
+        .target(name: "MISSTestSupport", dependencies: ["MISSCore"], path: "Tests/MISSTestSupport"),
+        .testTarget(name: "MISSCoreTests", dependencies: ["MISSCore", "MISSTestSupport"]),
+        .testTarget(name: "MISSDataTests", dependencies: ["MISSData", "MISSTestSupport"]),
+        .testTarget(name: "MISSModelTests", dependencies: ["MISSModel", "MISSTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MISSCore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MISSCore
+import MISSTestSupport
 
 @Suite struct AtomicWriteTests {
     struct Boom: Error {}

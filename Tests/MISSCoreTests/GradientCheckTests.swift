@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MISSCore
+import MISSTestSupport
 
 /// Finite-difference checks of every layer's backward pass (see `checkGradient` for tolerances).
 @Suite struct GradientCheckTests {

@@ -1,5 +1,6 @@
 import Testing
 import MISSCore
+import MISSTestSupport
 
 @Suite struct MatrixProductTests {
     @Test(arguments: [(1, 1, 1), (7, 13, 5), (13, 7, 1), (1, 9, 17), (31, 3, 29), (64, 65, 63)])

@@ -1,5 +1,6 @@
 import Testing
 import MISSCore
+import MISSTestSupport
 
 @Suite struct RandomTests {
     /// Values from an independent Python implementation of SplitMix64 + xoshiro256**

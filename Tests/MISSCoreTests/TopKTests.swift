@@ -1,5 +1,6 @@
 import Testing
 import MISSCore
+import MISSTestSupport
 
 @Suite struct TopKTests {
     /// The reference: a full stable sort by descending score (ties: lower index first).

@@ -1,24 +1,13 @@
 import Foundation
 import MISSCore
 import MISSData
-
-func temporaryDirectory(_ label: String = #function) throws -> URL {
-    let base = FileManager.default.temporaryDirectory
-        .appendingPathComponent("miss-data-tests-\(getpid())-\(label.filter { $0.isLetter || $0.isNumber })-\(UInt32.random(in: 0 ... .max))")
-    try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
-    return base
-}
+import MISSTestSupport
 
 /// The repository root (for SampleData) and the shared folder beside it (for real datasets).
 enum Paths {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let movieLens = repository.deletingLastPathComponent().appendingPathComponent("shared/datasets/ml-latest-small")
     static let sampleData = repository.appendingPathComponent("SampleData")
-}
-
-/// The InputError a throwing call produced (nil if it did not throw one).
-func inputError(_ body: () throws -> Void) -> InputError? {
-    do { try body(); return nil } catch let e as InputError { return e } catch { return nil }
 }
 
 func write(_ text: String, to url: URL) throws {

@@ -3,17 +3,7 @@ import Testing
 import MISSCore
 import MISSData
 import MISSModel
-
-func temporaryDirectory(_ label: String = #function) throws -> URL {
-    let base = FileManager.default.temporaryDirectory
-        .appendingPathComponent("miss-model-tests-\(getpid())-\(label.filter { $0.isLetter || $0.isNumber })-\(UInt32.random(in: 0 ... .max))")
-    try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
-    return base
-}
-
-func inputError(_ body: () throws -> Void) -> InputError? {
-    do { try body(); return nil } catch let e as InputError { return e } catch { return nil }
-}
+import MISSTestSupport
 
 /// `clusters` well separated Gaussian blobs of `perCluster` points each, labels = blob index.
 func blobs(clusters: Int, perCluster: Int, dim: Int = 8, seed: UInt64 = 1) -> (Matrix, [Int32]) {

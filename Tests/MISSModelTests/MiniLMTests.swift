@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MISSTestSupport
 import MISSCore
 import MISSModel
 

@@ -3,7 +3,7 @@ import Testing
 import MISSCore
 
 /// Naive triple loop in Double: the independent reference for BLAS products.
-func naiveMatmul(_ a: Matrix, _ b: Matrix, transposeA: Bool = false, transposeB: Bool = false) -> [[Double]] {
+public func naiveMatmul(_ a: Matrix, _ b: Matrix, transposeA: Bool = false, transposeB: Bool = false) -> [[Double]] {
     let m = transposeA ? a.cols : a.rows, k = transposeA ? a.rows : a.cols
     let n = transposeB ? b.rows : b.cols
     return (0..<m).map { i in
@@ -15,7 +15,7 @@ func naiveMatmul(_ a: Matrix, _ b: Matrix, transposeA: Bool = false, transposeB:
     }
 }
 
-func expectClose(_ a: Matrix, _ b: [[Double]], tol: Double = 1e-4, _ comment: Comment? = nil,
+public func expectClose(_ a: Matrix, _ b: [[Double]], tol: Double = 1e-4, _ comment: Comment? = nil,
                  sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(a.rows == b.count, comment, sourceLocation: sourceLocation)
     for i in 0..<min(a.rows, b.count) {
@@ -26,6 +26,8 @@ func expectClose(_ a: Matrix, _ b: [[Double]], tol: Double = 1e-4, _ comment: Co
         }
     }
 }
+
+/// Shared by the test targets: finite-difference gradient checks and naive references.
 
 /// Finite-difference gradient check.
 ///
@@ -38,7 +40,7 @@ func expectClose(_ a: Matrix, _ b: [[Double]], tol: Double = 1e-4, _ comment: Co
 /// losses used here; divided by 2h that is ≈ 5e-4 in the derivative. The truncation error of the
 /// central difference is O(h²·f‴) ≈ 1e-6. We therefore accept |analytic − numeric| ≤ 3e-3 + 2e-2·|numeric|
 /// per element, and require the whole gradient to agree to a relative error below 1e-2.
-func checkGradient(_ label: String, count: Int,
+public func checkGradient(_ label: String, count: Int,
                    perturb: (Int, Float) -> Void, analytic: [Float], loss: () -> Double,
                    sourceLocation: SourceLocation = #_sourceLocation) {
     let h: Float = 1e-3
@@ -66,15 +68,15 @@ func checkGradient(_ label: String, count: Int,
 }
 
 /// Gradient check of a parameter's value.
-func checkGradient(_ p: Parameter, loss: () -> Double, sourceLocation: SourceLocation = #_sourceLocation) {
+public func checkGradient(_ p: Parameter, loss: () -> Double, sourceLocation: SourceLocation = #_sourceLocation) {
     checkGradient(p.name, count: p.value.count, perturb: { i, d in p.value.storage[i] += d },
                   analytic: p.denseGradient.storage, loss: loss, sourceLocation: sourceLocation)
 }
 
 /// Gradient check of an input matrix held in a box.
-final class Box<T> { var value: T; init(_ v: T) { value = v } }
+public final class Box<T> { public var value: T; public init(_ v: T) { value = v } }
 
-func checkGradient(_ label: String, input: Box<Matrix>, analytic: Matrix, loss: () -> Double,
+public func checkGradient(_ label: String, input: Box<Matrix>, analytic: Matrix, loss: () -> Double,
                    sourceLocation: SourceLocation = #_sourceLocation) {
     checkGradient(label, count: input.value.count, perturb: { i, d in input.value.storage[i] += d },
                   analytic: analytic.storage, loss: loss, sourceLocation: sourceLocation)
@@ -82,13 +84,18 @@ func checkGradient(_ label: String, input: Box<Matrix>, analytic: Matrix, loss: 
 
 /// A scalar loss from a matrix output: Σ w ⊙ y with fixed random weights, so that every
 /// output element's gradient is exercised with a different coefficient.
-func weightedSum(_ y: Matrix, _ w: Matrix) -> Double {
+public func weightedSum(_ y: Matrix, _ w: Matrix) -> Double {
     zip(y.storage, w.storage).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
 }
 
-func temporaryDirectory(_ label: String = #function) throws -> URL {
+public func temporaryDirectory(_ label: String = #function) throws -> URL {
     let base = FileManager.default.temporaryDirectory
         .appendingPathComponent("miss-tests-\(getpid())-\(label.filter { $0.isLetter || $0.isNumber })-\(UInt32.random(in: 0 ... .max))")
     try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
     return base
+}
+
+/// The InputError a throwing call produced (nil if it did not throw one).
+public func inputError(_ body: () throws -> Void) -> InputError? {
+    do { try body(); return nil } catch let e as InputError { return e } catch { return nil }
 }

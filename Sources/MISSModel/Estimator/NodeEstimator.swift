@@ -1,0 +1,252 @@
+import Foundation
+import MISSCore
+
+/// Configuration of the node estimator F_θ (§4.2–4.3). Paper defaults: L_co 2000, L_mm 4000, K 50.
+public struct EstimatorConfig: Codable, Sendable, Equatable {
+    public var idDim = 32
+    public var coLength = 2000
+    public var mmLength = 4000
+    public var topK = 50
+    public var experts = 4
+    public var expertHidden = 64
+    public var towerHidden = 32
+    public var objectives = 3
+    /// Behaviours averaged into the user feature x_user.
+    public var userRecent = 50
+    /// Ablations: "w/o Co-GSU" and "w/o MM-GSU" zero the corresponding representation.
+    public var useCoGSU = true
+    public var useMMGSU = true
+    public init() {}
+
+    /// Width of x = concat(x_node = [e_n, z_n], x_user, x_co, x_mm) (Eq. 16).
+    public func inputWidth(mmDim: Int) -> Int { idDim + mmDim + idDim + idDim + idDim }
+}
+
+/// What the estimator knows about one user at one moment: the most recent behaviours (oldest first)
+/// and everything about them that does not depend on the candidate node, computed once per request.
+public struct UserContext {
+    public let coItems: [Int32]
+    public let mmItems: [Int32]
+    public let recentItems: [Int32]
+    // Precomputed (Eq. 11 and 13's key/value sides).
+    let coLeaves: [Int], mmLeaves: [Int], recentLeaves: [Int]
+    let eCo: Matrix, kCo: Matrix, vCo: Matrix      // (L_co, d)
+    let eMM: Matrix, kMM: Matrix, vMM: Matrix      // (L_mm, d)
+    let zMM: Matrix                                // (L_mm, m), frozen
+    let xUser: Matrix                              // (1, d)
+}
+
+/// The node estimator of Eq. 11–16: Co-GSU and MM-GSU search the user's lifelong behaviours for the
+/// candidate node, the ESU attends over each GSU's top-K (Co-SBS reusing the Co-GSU scores, MM-SBS with
+/// its own W^mm), and an MMoE with one gate and tower per objective predicts ŷ_n^t = F_θ(u, n; t).
+///
+/// Every forward pass is batched over the candidate nodes: one GEMM per GSU (nodes × L).
+public struct NodeEstimator: ParameterContainer {
+    public let config: EstimatorConfig
+    /// ID embedding of every tree node; a behaviour's ID embedding is its item's leaf node's.
+    public let nodeEmbedding: Embedding
+    public let wq: Parameter, wk: Parameter, wv: Parameter           // Co-GSU / Co-SBS (Eq. 11–12)
+    public let wqMM: Parameter, wkMM: Parameter, wvMM: Parameter     // MM-SBS (Eq. 13–14), not shared
+    public let experts: [Linear]
+    public let gates: [MixtureOfExpertsGate]
+    public let towers: [MLP]
+    /// Frozen multi-modal embeddings: of tree nodes (Eq. 3) and of items (for behaviours).
+    public let nodeMM: Matrix
+    public let itemMM: Matrix
+    /// item → its leaf node id.
+    public let itemLeafNode: [Int32]
+
+    public init(config: EstimatorConfig, tree: IndexTree, itemMM: Matrix, seed: UInt64) {
+        precondition(itemMM.rows == tree.itemCount && itemMM.cols == tree.dim, "item MM embeddings must match the tree")
+        var rng = Xoshiro256StarStar(seed: seed).derived("estimator-init")
+        let d = config.idDim
+        self.config = config
+        nodeEmbedding = Embedding(name: "node_embedding", count: tree.nodeCount, dim: d, std: 0.1, rng: &rng)
+        func square(_ name: String) -> Parameter { Parameter(name: name, value: .glorot(d, d, using: &rng)) }
+        wq = square("co.wq"); wk = square("co.wk"); wv = square("co.wv")
+        wqMM = square("mm.wq"); wkMM = square("mm.wk"); wvMM = square("mm.wv")
+        let width = config.inputWidth(mmDim: tree.dim)
+        experts = (0..<config.experts).map { Linear(name: "mmoe.expert\($0)", inputs: width, outputs: config.expertHidden, rng: &rng) }
+        gates = (0..<config.objectives).map { MixtureOfExpertsGate(name: "mmoe.gate\($0)", inputs: width, experts: config.experts, rng: &rng) }
+        towers = (0..<config.objectives).map { MLP(name: "mmoe.tower\($0)", sizes: [config.expertHidden, config.towerHidden, 1], rng: &rng) }
+        nodeMM = tree.nodeEmbeddings
+        self.itemMM = itemMM
+        var leaf = [Int32](repeating: 0, count: tree.itemCount)
+        for (p, item) in tree.leafItems.enumerated() { leaf[Int(item)] = Int32(tree.leafNode(position: p)) }
+        itemLeafNode = leaf
+    }
+
+    public var parameters: [Parameter] {
+        [nodeEmbedding.table, wq, wk, wv, wqMM, wkMM, wvMM] + experts.flatMap(\.parameters)
+            + gates.flatMap(\.parameters) + towers.flatMap(\.parameters)
+    }
+
+    /// The per-request part: `history` is the user's behaviour items, oldest first (only the last
+    /// L_co / L_mm / userRecent are used).
+    public func context(history: ArraySlice<Int32>) -> UserContext {
+        let co = Array(history.suffix(config.coLength))
+        let mm = Array(history.suffix(config.mmLength))
+        let recent = Array(history.suffix(config.userRecent))
+        let coLeaves = co.map { Int(itemLeafNode[Int($0)]) }
+        let mmLeaves = mm.map { Int(itemLeafNode[Int($0)]) }
+        let recentLeaves = recent.map { Int(itemLeafNode[Int($0)]) }
+        let eCo = nodeEmbedding.forward(coLeaves)
+        let eMM = nodeEmbedding.forward(mmLeaves)
+        var xUser = Matrix(rows: 1, cols: config.idDim)
+        if !recentLeaves.isEmpty {
+            let cs = nodeEmbedding.forward(recentLeaves).columnSums()
+            xUser = Matrix(rows: 1, cols: config.idDim, storage: cs.map { $0 / Float(recentLeaves.count) })
+        }
+        return UserContext(coItems: co, mmItems: mm, recentItems: recent,
+                           coLeaves: coLeaves, mmLeaves: mmLeaves, recentLeaves: recentLeaves,
+                           eCo: eCo, kCo: matmul(eCo, wk.value), vCo: matmul(eCo, wv.value),
+                           eMM: eMM, kMM: matmul(eMM, wkMM.value), vMM: matmul(eMM, wvMM.value),
+                           zMM: itemMM.gatherRows(mm.map(Int.init)), xUser: xUser)
+    }
+
+    /// One GSU's selection for every candidate node: positions in the GSU's sequence (best first),
+    /// the raw relevance scores r_i of those positions, and the ESU's softmax weights over them.
+    public struct GSUResult: Sendable {
+        public var positions: [[Int]]
+        public var scores: [[Float]]
+        public var weights: [[Float]]
+    }
+
+    /// Everything the forward pass computed; the backward pass and the explorer's trace read it.
+    public struct Forward {
+        public var nodes: [Int]
+        public var logits: Matrix          // (N, T)
+        public var co: GSUResult           // Co-GSU top-K and Co-SBS attention (Eq. 11–12)
+        public var mm: GSUResult           // MM-GSU top-K (raw z_n·z_i) and MM-SBS attention (Eq. 13–14)
+        var eNode: Matrix, q: Matrix, qMM: Matrix
+        var x: Matrix
+        var expertOut: [Matrix]
+        var gateWeights: [Matrix]
+        var towerCaches: [MLP.Cache]
+        var mixed: [Matrix]
+    }
+
+    public func forward(_ ctx: UserContext, nodes: [Int]) -> Forward {
+        let n = nodes.count, d = config.idDim
+        let scale = 1 / Float(d).squareRoot()
+        let eNode = nodeEmbedding.forward(nodes)
+        let zNode = nodeMM.gatherRows(nodes)
+        let q = matmul(eNode, wq.value)
+        let qMM = matmul(eNode, wqMM.value)
+        var xCo = Matrix(rows: n, cols: d), xMM = Matrix(rows: n, cols: d)
+        var co = GSUResult(positions: [], scores: [], weights: [])
+        var mm = GSUResult(positions: [], scores: [], weights: [])
+        if config.useCoGSU && !ctx.coItems.isEmpty {
+            // Eq. 11: r_i = (Wq e_n)·(Wk e_i)/√d — one GEMM (N × L_co).
+            var r = matmul(q, ctx.kCo, transposeB: true)
+            r.scale(scale)
+            for row in 0..<n {
+                let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: config.topK) }
+                let s = top.map { r[row, $0] }
+                let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
+                for (k, pos) in top.enumerated() { for j in 0..<d { xCo[row, j] += a[k] * ctx.vCo[pos, j] } }
+                co.positions.append(top); co.scores.append(s); co.weights.append(a)
+            }
+        }
+        if config.useMMGSU && !ctx.mmItems.isEmpty {
+            // MM-GSU: r_i^mm = z_n·z_i on frozen embeddings — one GEMM (N × L_mm).
+            let r = matmul(zNode, ctx.zMM, transposeB: true)
+            for row in 0..<n {
+                let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: config.topK) }
+                // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
+                let s = top.map { pos in (0..<d).reduce(Float(0)) { $0 + qMM[row, $1] * ctx.kMM[pos, $1] } * scale }
+                let a = Softmax.forward(vector: s)
+                for (k, pos) in top.enumerated() { for j in 0..<d { xMM[row, j] += a[k] * ctx.vMM[pos, j] } }
+                mm.positions.append(top); mm.scores.append(top.map { r[row, $0] }); mm.weights.append(a)
+            }
+        }
+        let xUser = Matrix(rows: n, cols: d, storage: (0..<n).flatMap { _ in ctx.xUser.storage })
+        // Eq. 16: x = concat(x_node, x_user, x_co, x_mm), with x_node = [e_n, z_n].
+        let x = Matrix.hstack([eNode, zNode, xUser, xCo, xMM])
+        // Eq. 15: experts, one gate and one tower per objective.
+        let expertOut = experts.map { ReLU.forward($0.forward(x)) }
+        var logits = Matrix(rows: n, cols: config.objectives)
+        var gateWeights: [Matrix] = [], towerCaches: [MLP.Cache] = [], mixed: [Matrix] = []
+        for t in 0..<config.objectives {
+            let (f, g) = gates[t].forward(x: x, experts: expertOut)
+            let (y, cache) = towers[t].forward(f)
+            for r in 0..<n { logits[r, t] = y[r, 0] }
+            gateWeights.append(g); towerCaches.append(cache); mixed.append(f)
+        }
+        return Forward(nodes: nodes, logits: logits, co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
+                       expertOut: expertOut, gateWeights: gateWeights, towerCaches: towerCaches, mixed: mixed)
+    }
+
+    /// Accumulates every parameter's gradient for dLoss/dLogits (N, T).
+    public func backward(_ ctx: UserContext, _ f: Forward, dLogits: Matrix) {
+        let n = f.nodes.count, d = config.idDim, m = nodeMM.cols
+        let scale = 1 / Float(d).squareRoot()
+        var dx = Matrix(rows: n, cols: f.x.cols)
+        var dExperts = experts.map { _ in Matrix(rows: n, cols: config.expertHidden) }
+        for t in 0..<config.objectives {
+            let dy = Matrix(rows: n, cols: 1, storage: (0..<n).map { dLogits[$0, t] })
+            let dF = towers[t].backward(cache: f.towerCaches[t], dy: dy)
+            let g = gates[t].backward(x: f.x, experts: f.expertOut, gateWeights: f.gateWeights[t], dOut: dF)
+            dx.addScaled(g.dx)
+            for e in 0..<experts.count { dExperts[e].addScaled(g.dExperts[e]) }
+        }
+        for (e, expert) in experts.enumerated() {
+            dx.addScaled(expert.backward(x: f.x, dy: ReLU.backward(y: f.expertOut[e], dy: dExperts[e])))
+        }
+        // Split dx by the concat layout [e_n | z_n (frozen) | x_user | x_co | x_mm].
+        var dENode = dx.columns(0..<d)
+        let dXUser = dx.columns((d + m)..<(2 * d + m)).columnSums()
+        let dXCo = dx.columns((2 * d + m)..<(3 * d + m))
+        let dXMM = dx.columns((3 * d + m)..<(4 * d + m))
+
+        // Co-SBS / Co-GSU backward (Eq. 11–12).
+        var dQ = Matrix(rows: n, cols: d)
+        var dKCo = Matrix(rows: ctx.kCo.rows, cols: d), dVCo = Matrix(rows: ctx.vCo.rows, cols: d)
+        for row in 0..<f.co.positions.count {
+            let top = f.co.positions[row], a = f.co.weights[row]
+            let da = top.map { pos in (0..<d).reduce(Float(0)) { $0 + dXCo[row, $1] * ctx.vCo[pos, $1] } }
+            let dot = zip(a, da).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            for (k, pos) in top.enumerated() {
+                let ds = a[k] * (da[k] - dot) * scale   // softmax backward, then r = q·k/√d
+                for j in 0..<d {
+                    dVCo[pos, j] += a[k] * dXCo[row, j]
+                    dQ[row, j] += ds * ctx.kCo[pos, j]
+                    dKCo[pos, j] += ds * f.q[row, j]
+                }
+            }
+        }
+        // MM-SBS backward (Eq. 13–14); the MM-GSU selection itself is frozen.
+        var dQMM = Matrix(rows: n, cols: d)
+        var dKMM = Matrix(rows: ctx.kMM.rows, cols: d), dVMM = Matrix(rows: ctx.vMM.rows, cols: d)
+        for row in 0..<f.mm.positions.count {
+            let top = f.mm.positions[row], a = f.mm.weights[row]
+            let da = top.map { pos in (0..<d).reduce(Float(0)) { $0 + dXMM[row, $1] * ctx.vMM[pos, $1] } }
+            let dot = zip(a, da).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            for (k, pos) in top.enumerated() {
+                let ds = a[k] * (da[k] - dot) * scale
+                for j in 0..<d {
+                    dVMM[pos, j] += a[k] * dXMM[row, j]
+                    dQMM[row, j] += ds * ctx.kMM[pos, j]
+                    dKMM[pos, j] += ds * f.qMM[row, j]
+                }
+            }
+        }
+        // Projections: Q = E_n·Wq, K = E·Wk, V = E·Wv (and the MM-SBS ones).
+        func project(_ input: Matrix, _ w: Parameter, _ dOut: Matrix) -> Matrix {
+            BLAS.gemm(input.view(), transposeA: true, dOut.view(), beta: 1, into: &w.grad)
+            return matmul(dOut, w.value, transposeB: true)
+        }
+        dENode.addScaled(project(f.eNode, wq, dQ))
+        dENode.addScaled(project(f.eNode, wqMM, dQMM))
+        let dECo = project(ctx.eCo, wk, dKCo) + project(ctx.eCo, wv, dVCo)
+        let dEMM = project(ctx.eMM, wkMM, dKMM) + project(ctx.eMM, wvMM, dVMM)
+        nodeEmbedding.backward(ids: f.nodes, de: dENode)
+        nodeEmbedding.backward(ids: ctx.coLeaves, de: dECo)
+        nodeEmbedding.backward(ids: ctx.mmLeaves, de: dEMM)
+        if !ctx.recentLeaves.isEmpty {
+            let share = dXUser.map { $0 / Float(ctx.recentLeaves.count) }
+            let rows = Matrix(rows: ctx.recentLeaves.count, cols: d, storage: (0..<ctx.recentLeaves.count).flatMap { _ in share })
+            nodeEmbedding.backward(ids: ctx.recentLeaves, de: rows)
+        }
+    }
+}

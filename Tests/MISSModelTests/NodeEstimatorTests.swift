@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+import MISSCore
+import MISSTestSupport
+import MISSModel
+
+@Suite struct NodeEstimatorTests {
+    func tiny(useCo: Bool = true, useMM: Bool = true) -> (NodeEstimator, IndexTree, [Int32]) {
+        var rng = Xoshiro256StarStar(seed: 31)
+        let itemMM = Matrix.randomNormal(20, 6, using: &rng).l2NormalizedRows()
+        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
+        var c = EstimatorConfig()
+        c.idDim = 4; c.coLength = 12; c.mmLength = 10; c.topK = 4; c.experts = 2; c.expertHidden = 5
+        c.towerHidden = 3; c.objectives = 2; c.userRecent = 5; c.useCoGSU = useCo; c.useMMGSU = useMM
+        let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 5)
+        // Larger ID embeddings than the default init so that attention weights are far from uniform.
+        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, 4, std: 0.8, using: &rng)
+        let history = (0..<15).map { _ in Int32(rng.nextInt(below: 20)) }
+        return (est, tree, history)
+    }
+
+    /// Finite-difference check of the whole estimator loss (BCE over nodes × objectives, Eq. 5–6).
+    @Test(arguments: [(true, true), (true, false), (false, true)])
+    func wholeLossGradient(_ ablation: (Bool, Bool)) {
+        let (est, tree, history) = tiny(useCo: ablation.0, useMM: ablation.1)
+        let nodes = [1, 4, tree.levelStarts[3] + 2, tree.leafNode(position: 7), tree.leafNode(position: 12)]
+        let labels = Matrix([[1, 0], [0, 0], [1, 1], [0, 1], [1, 0]])
+        func loss() -> Double {
+            let ctx = est.context(history: history[...])
+            return BCEWithLogits.loss(logits: est.forward(ctx, nodes: nodes).logits, labels: labels).loss
+        }
+        est.zeroGrad()
+        let ctx = est.context(history: history[...])
+        let f = est.forward(ctx, nodes: nodes)
+        #expect(f.co.positions.count == (ablation.0 ? 5 : 0) && f.mm.positions.count == (ablation.1 ? 5 : 0))
+        let (_, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: labels)
+        est.backward(ctx, f, dLogits: dLogits)
+        for p in est.parameters {
+            if !ablation.0 && p.name.hasPrefix("co.") { #expect(p.grad.maxAbs == 0); continue }
+            if !ablation.1 && p.name.hasPrefix("mm.") { #expect(p.grad.maxAbs == 0); continue }
+            checkGradient(p, loss: loss)
+        }
+    }
+
+    @Test func gsuSelectionsMatchABruteForceReference() {
+        let (est, tree, history) = tiny()
+        let ctx = est.context(history: history[...])
+        let node = tree.levelStarts[2] + 1
+        let f = est.forward(ctx, nodes: [node])
+        // MM-GSU: z_n · z_i over the last L_mm behaviours, by hand.
+        let mmItems = Array(history.suffix(10))
+        let z = tree.nodeEmbeddings.row(node)
+        let raw = mmItems.map { item in zip(z, est.itemMM.row(Int(item))).reduce(Float(0)) { $0 + $1.0 * $1.1 } }
+        let expected = Array(raw.indices.sorted { raw[$0] > raw[$1] || (raw[$0] == raw[$1] && $0 < $1) }.prefix(4))
+        #expect(f.mm.positions[0] == expected)
+        for (k, pos) in expected.enumerated() { #expect(abs(f.mm.scores[0][k] - raw[pos]) < 1e-5) }
+        // Co-GSU: (Wq e_n)·(Wk e_i)/√d.
+        let e = est.nodeEmbedding.table.value
+        let q = matmul(e.rows(node..<(node + 1)), est.wq.value)
+        let coItems = Array(history.suffix(12))
+        let r = coItems.map { item -> Float in
+            let leaf = Int(est.itemLeafNode[Int(item)])
+            let k = matmul(e.rows(leaf..<(leaf + 1)), est.wk.value)
+            return zip(q.storage, k.storage).reduce(Float(0)) { $0 + $1.0 * $1.1 } / 2
+        }
+        let coExpected = Array(r.indices.sorted { r[$0] > r[$1] || (r[$0] == r[$1] && $0 < $1) }.prefix(4))
+        #expect(f.co.positions[0] == coExpected)
+        #expect(abs(f.co.weights[0].reduce(0, +) - 1) < 1e-5 && abs(f.mm.weights[0].reduce(0, +) - 1) < 1e-5)
+    }
+}
