@@ -68,6 +68,10 @@ public struct SparseRowGradient: Sendable {
     public var values: Matrix { Matrix(rows: rowIndices.count, cols: cols, storage: flat) }
 
     public var isEmpty: Bool { rowIndices.isEmpty }
+
+    public mutating func scale(_ s: Float) {
+        for i in flat.indices { flat[i] *= s }
+    }
 }
 
 /// Anything that owns parameters (layers, models) lists them for the optimizer and checkpoints.

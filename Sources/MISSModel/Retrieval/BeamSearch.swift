@@ -1,0 +1,94 @@
+import Foundation
+import MISSCore
+
+/// Top-down beam search (Eq. 8–10): at each level score the children of the beam with the estimator,
+/// keep the best `beamSize` by the mean probability over objectives, and at the leaf level return the
+/// best `finalK` items. With `trace` the result keeps what the explorer shows: every level's
+/// candidates, their per-objective and mean scores, which were kept, and both GSUs' selections.
+public enum BeamSearch {
+    public struct Config: Sendable {
+        public var beamSize = 400
+        public var finalK = 50
+        public init(beamSize: Int = 400, finalK: Int = 50) {
+            self.beamSize = beamSize
+            self.finalK = finalK
+        }
+    }
+
+    public struct LevelTrace {
+        public var level: Int
+        public var candidates: [Int]
+        /// σ(logit) per candidate and objective (N, T).
+        public var probabilities: Matrix
+        /// Mean over objectives: the ranking score.
+        public var meanScores: [Float]
+        public var kept: [Bool]
+        public var coGSU: NodeEstimator.GSUResult
+        public var mmGSU: NodeEstimator.GSUResult
+    }
+
+    public struct Result {
+        /// Retrieved items, best first, and their mean scores.
+        public var items: [Int32]
+        public var scores: [Float]
+        /// Beam (kept nodes) at every level; `beams[0]` is the root.
+        public var beams: [[Int]]
+        public var levels: [LevelTrace]
+    }
+
+    /// `exclude`: items never returned (the protocol excludes the user's history).
+    public static func run(estimator: NodeEstimator, tree: IndexTree, context: UserContext, config: Config,
+                           exclude: Set<Int32> = [], trace: Bool = false) -> Result {
+        var beam = [0]
+        var beams = [[0]]
+        var levels: [LevelTrace] = []
+        var finalItems: [Int32] = [], finalScores: [Float] = []
+        for h in 1...max(1, tree.leafLevel) where tree.leafLevel >= 1 {
+            var candidates = beam.flatMap { Array(tree.children(of: $0)) }
+            let isLeafLevel = h == tree.leafLevel
+            if isLeafLevel && !exclude.isEmpty {
+                candidates = candidates.filter { !exclude.contains(tree.leafItems[$0 - tree.levelStarts[h]]) }
+            }
+            let f = estimator.forward(context, nodes: candidates)
+            let probabilities = f.logits.map(sigmoid)
+            let mean = probabilities.rowSums().map { $0 / Float(probabilities.cols) }
+            let keep = TopK.indices(mean, k: isLeafLevel ? config.finalK : config.beamSize)
+            beam = keep.map { candidates[$0] }
+            beams.append(beam)
+            if trace {
+                var kept = [Bool](repeating: false, count: candidates.count)
+                for i in keep { kept[i] = true }
+                levels.append(LevelTrace(level: h, candidates: candidates, probabilities: probabilities, meanScores: mean,
+                                         kept: kept, coGSU: f.co, mmGSU: f.mm))
+            }
+            if isLeafLevel {
+                finalItems = beam.map { tree.leafItems[$0 - tree.levelStarts[h]] }
+                finalScores = keep.map { mean[$0] }
+            }
+        }
+        return Result(items: finalItems, scores: finalScores, beams: beams, levels: levels)
+    }
+}
+
+/// Retrieval metrics of the evaluation protocol (Eq. 17).
+public enum RetrievalMetrics {
+    /// |retrieved ∩ targets| / |targets| (0 when there are no targets).
+    public static func recall(retrieved: [Int32], targets: Set<Int32>) -> Double {
+        targets.isEmpty ? 0 : Double(Set(retrieved).intersection(targets).count) / Double(targets.count)
+    }
+
+    /// |retrieved ∩ targets| / K.
+    public static func precision(retrieved: [Int32], targets: Set<Int32>, k: Int) -> Double {
+        k == 0 ? 0 : Double(Set(retrieved).intersection(targets).count) / Double(k)
+    }
+
+    /// H@hRecall (Eq. 17): the share of the targets' level-h ancestors that are in the beam at level h.
+    public static func hierarchicalRecall(beam: [Int], level h: Int, targets: Set<Int32>, tree: IndexTree,
+                                          itemLeafPositions: [Int32]) -> Double {
+        let ancestors = Set(targets.map { item -> Int in
+            tree.ancestor(of: tree.leafNode(position: Int(itemLeafPositions[Int(item)])), atLevel: h)
+        })
+        guard !ancestors.isEmpty else { return 0 }
+        return Double(ancestors.intersection(beam).count) / Double(ancestors.count)
+    }
+}
