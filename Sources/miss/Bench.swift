@@ -7,13 +7,63 @@ import MISSModel
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine's speed (benchmarks, not tests).",
-        subcommands: [Gemm.self, Tree.self]
+        subcommands: [Gemm.self, Tree.self, Beam.self]
     )
 
     /// The machine's SGEMM peak, measured in the same run as the figure it accompanies.
     static func peakLine() -> (Double, String) {
         let p = GemmPeak.peak(minSeconds: 0.5)
         return (p.gflops, String(format: "SGEMM peak this run: %.1f GFLOP/s (2048³, %d threads)", p.gflops, p.threads))
+    }
+
+    struct Beam: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Beam-search latency per request (untrained weights: the cost does not depend on their values).")
+
+        @Option(help: "Items (2^21 + 1 gives the paper's 22 levels).") var items = 2_097_153
+        @Option(help: "Beam size k.") var beam = 400
+        @Option(help: "Items returned.") var finalK = 400
+        @Option(help: "Co-GSU length L_co.") var coLength = 2000
+        @Option(help: "MM-GSU length L_mm.") var mmLength = 4000
+        @Option(help: "ID embedding dimension d (also the MM dimension).") var dim = 64
+        @Option(help: "GSU top-K.") var topK = 50
+        @Option(help: "Requests to time.") var requests = 20
+
+        func run() throws {
+            let (peak, peakLine) = Bench.peakLine()
+            print(peakLine)
+            var rng = Xoshiro256StarStar(seed: 1)
+            let itemMM = Matrix.randomNormal(items, dim, using: &rng).l2NormalizedRows()
+            let t0 = Date()
+            let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
+            print(String(format: "tree: %d items, %d levels, built in %.1f s", items, tree.leafLevel + 1, Date().timeIntervalSince(t0)))
+            var c = EstimatorConfig()
+            c.idDim = dim; c.coLength = coLength; c.mmLength = mmLength; c.topK = topK
+            let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 1)
+            var times: [Double] = []
+            var flops = 0.0
+            for r in 0..<(requests + 2) {
+                let history = (0..<max(coLength, mmLength)).map { _ in Int32(rng.nextInt(below: items)) }
+                let s = Date()
+                let ctx = est.context(history: history[...])
+                let result = BeamSearch.run(estimator: est, tree: tree, context: ctx, config: .init(beamSize: beam, finalK: finalK))
+                let dt = Date().timeIntervalSince(s)
+                if r >= 2 { times.append(dt) }  // two warm-up requests
+                if r == 0 {
+                    // GSU GEMM FLOPs: Σ over levels of candidates × (L_co + L_mm) × d × 2.
+                    let candidates = result.beams.dropFirst().enumerated().reduce(0) { acc, e in
+                        acc + min(2 * (e.offset == 0 ? 1 : result.beams[e.offset].count), tree.nodes(atLevel: e.offset + 1).count)
+                    }
+                    flops = Double(candidates) * Double(coLength + mmLength) * Double(dim) * 2
+                }
+            }
+            times.sort()
+            let p50 = times[times.count / 2], p99 = times[min(times.count - 1, Int(Double(times.count) * 0.99))]
+            print(String(format: "beam search: %d levels, beam %d, L_co %d, L_mm %d, d %d, K %d: p50 %.1f ms, p99 %.1f ms (p99/p50 %.2f), %.1f queries/s",
+                         tree.leafLevel + 1, beam, coLength, mmLength, dim, topK, p50 * 1000, p99 * 1000, p99 / p50, 1 / p50))
+            print(String(format: "GSU GEMM work ≈ %.1f GFLOP per request: %.1f GFLOP/s effective = %.0f%% of the SGEMM peak (target: 150 ms)",
+                         flops / 1e9, flops / 1e9 / p50, 100 * flops / 1e9 / p50 / peak))
+        }
     }
 
     struct Tree: ParsableCommand {

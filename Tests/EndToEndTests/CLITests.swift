@@ -97,6 +97,19 @@ enum MissBinary {
         #expect(t.status == 0 && t.stdout.contains("800 leaves, 11 levels"))
         let st = try MissBinary.run(["tree", "stats", "--tree", tree, "--data", data])
         #expect(st.status == 0 && st.stdout.contains("purity"))
+        // Train a tiny bundle and retrieve with it.
+        let bundle = dir.appendingPathComponent("bundle").path
+        let tr = try MissBinary.run(["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--steps", "5",
+                                     "--co-length", "100", "--mm-length", "100", "--top-k", "10", "--id-dim", "8", "--batch", "4"])
+        #expect(tr.status == 0 && tr.stdout.contains("wrote bundle"), "\(tr.stderr)")
+        let re = try MissBinary.run(["retrieve", "--bundle", bundle, "--data", data, "--user", "u1", "--k", "5", "--beam", "20"])
+        #expect(re.status == 0 && re.stdout.contains("user u1"), "\(re.stderr)")
+        let unknown = try MissBinary.run(["retrieve", "--bundle", bundle, "--data", data, "--user", "nobody"])
+        #expect(unknown.status == 2 && unknown.stderr.contains("user 'nobody': no such user"))
+        let kTooBig = try MissBinary.run(["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle + "2",
+                                          "--co-length", "100", "--top-k", "500"])
+        #expect(kTooBig.status != 0 && kTooBig.stderr.contains("--top-k (500) must be between 1 and both"))
+        #expect(!FileManager.default.fileExists(atPath: bundle + "2"))
         // The same commands again give the same bytes.
         let tree2 = dir.appendingPathComponent("again.misstree").path
         _ = try MissBinary.run(["build-tree", "--data", data, "--embeddings", emb, "--out", tree2])

@@ -1,0 +1,164 @@
+import Foundation
+import MISSCore
+import MISSData
+
+/// A trained model as a directory, written atomically:
+/// `manifest.json` (format version, config, dataset fingerprint, training metrics, file checksums),
+/// `weights.safetensors` (every parameter by name; Python's safetensors loads it),
+/// `tree.misstree`, `embeddings.missemb` (frozen item MM embeddings) and `items.safetensors`
+/// (item ids and titles, so that a bundle can be read without its dataset).
+public struct ModelBundle {
+    public static let format = "miss-bundle"
+    public static let version = 1
+
+    public struct Manifest: Codable, Sendable, Equatable {
+        public var format: String
+        public var version: Int
+        public var config: EstimatorConfig
+        public var dataset: DatasetInfo
+        public var tree: TreeInfo
+        public var training: [String: Double]
+        /// FNV-1a 64-bit of each file's bytes, hex.
+        public var checksums: [String: String]
+
+        public init(format: String, version: Int, config: EstimatorConfig, dataset: DatasetInfo, tree: TreeInfo,
+                    training: [String: Double], checksums: [String: String]) {
+            self.format = format; self.version = version; self.config = config; self.dataset = dataset
+            self.tree = tree; self.training = training; self.checksums = checksums
+        }
+    }
+
+    public struct DatasetInfo: Codable, Sendable, Equatable {
+        public var name: String
+        public var fingerprint: String
+        public var items: Int
+        public var users: Int
+        public var objectives: [String]
+        public var splitSeed: UInt64
+
+        public init(name: String, fingerprint: String, items: Int, users: Int, objectives: [String], splitSeed: UInt64) {
+            self.name = name; self.fingerprint = fingerprint; self.items = items; self.users = users
+            self.objectives = objectives; self.splitSeed = splitSeed
+        }
+    }
+
+    public struct TreeInfo: Codable, Sendable, Equatable {
+        public var kind: String
+        public var levels: Int
+        public var nodes: Int
+
+        public init(kind: String, levels: Int, nodes: Int) { self.kind = kind; self.levels = levels; self.nodes = nodes }
+    }
+
+    public var manifest: Manifest
+    public var estimator: NodeEstimator
+    public var tree: IndexTree
+    public var embeddings: ItemEmbeddings
+    public var itemIDs: [String]
+    public var itemTitles: [String]
+
+    public init(manifest: Manifest, estimator: NodeEstimator, tree: IndexTree, embeddings: ItemEmbeddings,
+                itemIDs: [String], itemTitles: [String]) {
+        self.manifest = manifest; self.estimator = estimator; self.tree = tree; self.embeddings = embeddings
+        self.itemIDs = itemIDs; self.itemTitles = itemTitles
+    }
+
+    /// A stable fingerprint of a dataset's catalogue and behaviours (not of its file bytes).
+    public static func fingerprint(_ d: Dataset) -> String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ v: UInt64) { h = (h ^ v) &* 0x0000_0100_0000_01B3 }
+        for id in d.itemIDs { for b in id.utf8 { mix(UInt64(b)) }; mix(0xFF) }
+        for id in d.userIDs { for b in id.utf8 { mix(UInt64(b)) }; mix(0xFE) }
+        mix(UInt64(d.behaviourCount))
+        for i in stride(from: 0, to: d.behaviourCount, by: max(1, d.behaviourCount / 4096)) { mix(UInt64(bitPattern: Int64(d.behaviourItems[i]))) }
+        return String(h, radix: 16)
+    }
+
+    public static func checksum(_ data: Data) -> String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in data { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return String(h, radix: 16)
+    }
+
+    public func write(to url: URL) throws {
+        var weights = SafetensorsWriter(metadata: ["format": "miss-weights", "version": String(Self.version)])
+        for p in estimator.parameters { weights.add(p.name, matrix: p.value) }
+        var items = SafetensorsWriter(metadata: ["format": "miss-items", "version": String(Self.version)])
+        items.add("item.ids", strings: itemIDs)
+        items.add("item.titles", strings: itemTitles)
+        let files: [String: Data] = ["weights.safetensors": weights.serialized(), "tree.misstree": tree.fileData(),
+                                     "items.safetensors": items.serialized()]
+        var manifest = self.manifest
+        for (name, data) in files { manifest.checksums[name] = Self.checksum(data) }
+        try AtomicWrite.writeDirectory(at: url) { dir in
+            for (name, data) in files { try AtomicWrite.write(data, to: dir.appendingPathComponent(name)) }
+            try embeddings.write(to: dir.appendingPathComponent("embeddings.missemb"))
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicWrite.write(try enc.encode(manifest), to: dir.appendingPathComponent("manifest.json"))
+        }
+    }
+
+    /// Loads and checks a bundle: format version, file checksums, tree vs weights vs config shapes,
+    /// and (with `dataset`) that it was trained on this dataset.
+    public static func load(from url: URL, dataset: Dataset? = nil) throws -> ModelBundle {
+        let dir = url.path
+        let manifestPath = url.appendingPathComponent("manifest.json").path
+        guard FileManager.default.fileExists(atPath: dir) else {
+            throw InputError(file: dir, problem: "no such bundle folder", fix: "Train one with `miss train --out \(dir)`")
+        }
+        guard let manifestData = FileManager.default.contents(atPath: manifestPath) else {
+            throw InputError(file: manifestPath, problem: "missing", fix: "Pass a folder written by `miss train`")
+        }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: manifestData) } catch {
+            throw InputError(file: manifestPath, problem: "is not a valid bundle manifest (\(error))", fix: "Retrain with `miss train`")
+        }
+        guard manifest.format == format else {
+            throw InputError(file: manifestPath, location: "format", problem: "is '\(manifest.format)', not '\(format)'", fix: "Pass a folder written by `miss train`")
+        }
+        guard manifest.version == version else {
+            throw InputError(file: manifestPath, location: "version", problem: "bundle format version \(manifest.version) is not the supported version \(version)",
+                             fix: "Retrain with this version of `miss train`")
+        }
+        for (name, sum) in manifest.checksums.sorted(by: { $0.key < $1.key }) {
+            let path = url.appendingPathComponent(name).path
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw InputError(file: path, problem: "missing from the bundle", fix: "Retrain with `miss train`")
+            }
+            guard checksum(data) == sum else {
+                throw InputError(file: path, problem: "checksum \(checksum(data)) does not match the manifest's \(sum): the file was changed or damaged",
+                                 fix: "Retrain with `miss train`")
+            }
+        }
+        let tree = try IndexTree.load(from: url.appendingPathComponent("tree.misstree"), expectedItems: manifest.dataset.items)
+        let embeddings = try ItemEmbeddings.load(from: url.appendingPathComponent("embeddings.missemb"), expectedItems: manifest.dataset.items)
+        if let dataset {
+            let fp = fingerprint(dataset)
+            guard fp == manifest.dataset.fingerprint else {
+                throw InputError(file: manifestPath, location: "dataset.fingerprint",
+                                 problem: "the bundle was trained on '\(manifest.dataset.name)' (\(manifest.dataset.fingerprint)), not on this dataset '\(dataset.name)' (\(fp))",
+                                 fix: "Pass the dataset the bundle was trained on, or train a bundle for this one")
+            }
+        }
+        let weightsPath = url.appendingPathComponent("weights.safetensors")
+        let estimator = NodeEstimator(config: manifest.config, tree: tree, itemMM: embeddings.multimodal, seed: 0)
+        do {
+            let f = try SafetensorsFile(path: weightsPath.path)
+            for p in estimator.parameters {
+                let m = try f.matrix(p.name)
+                guard m.rows == p.value.rows && m.cols == p.value.cols else {
+                    throw InputError(file: weightsPath.path, location: "tensor '\(p.name)'",
+                                     problem: "has shape [\(m.rows), \(m.cols)] but the tree and config need [\(p.value.rows), \(p.value.cols)]",
+                                     fix: "The weights do not belong to this tree; retrain with `miss train`")
+                }
+                p.value = m
+            }
+            let items = try SafetensorsFile(path: url.appendingPathComponent("items.safetensors").path)
+            return ModelBundle(manifest: manifest, estimator: estimator, tree: tree, embeddings: embeddings,
+                               itemIDs: try items.strings("item.ids"), itemTitles: try items.strings("item.titles"))
+        } catch let e as SafetensorsError {
+            throw InputError(file: weightsPath.path, problem: e.description, fix: "Retrain with `miss train`")
+        }
+    }
+}
