@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(name: "MISSCoreTests", dependencies: ["MISSCore", "MISSTestSupport"]),
         .testTarget(name: "MISSDataTests", dependencies: ["MISSData", "MISSTestSupport"]),
         .testTarget(name: "MISSModelTests", dependencies: ["MISSModel", "MISSTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["MISSCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MISSCore", "MISSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MISSTestSupport
 
 /// Runs the real `miss` binary, built by the same `swift test` invocation.
 enum MissBinary {
@@ -15,21 +16,8 @@ enum MissBinary {
         return bundle.deletingLastPathComponent().appendingPathComponent("miss")
     }
 
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    static func run(_ args: [String], environment: [String: String]? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = url
-        p.arguments = args
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    static func run(_ args: [String], environment: [String: String]? = nil) throws -> ProcessResult {
+        try runProcess(url, args, environment: environment)
     }
 }
 

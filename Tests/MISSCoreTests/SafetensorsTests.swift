@@ -188,20 +188,11 @@ enum Python {
     }
 
     static func run(_ script: String, arguments: [String] = []) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw Failure(message: "python3 failed (\(p.terminationStatus)): \(String(decoding: e, as: UTF8.self))\n"
+        let r = try runPython(script, arguments)
+        guard r.status == 0 else {
+            throw Failure(message: "python3 failed (\(r.status)): \(r.stderr)\n"
                 + "The reference checks need numpy and safetensors: run `bash scripts/setup.sh` or `pip install numpy safetensors`.")
         }
-        return String(decoding: o, as: UTF8.self)
+        return r.stdout
     }
 }

@@ -17,22 +17,13 @@ import MISSModel
 
     func reference() throws -> (ids: [[Int]], embeddings: [[Double]]) {
         let script = Paths.repository.appendingPathComponent("Tests/Reference/minilm_reference.py").path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script, MiniLM.defaultDirectory.path]
-        let input = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = input; p.standardOutput = out; p.standardError = err
-        try p.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: Self.texts))
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            Issue.record("reference failed: \(String(decoding: e, as: UTF8.self)) — run `bash scripts/setup.sh` (numpy, safetensors, tokenizers, MiniLM weights)")
+        let r = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, MiniLM.defaultDirectory.path],
+                               input: try JSONSerialization.data(withJSONObject: Self.texts))
+        guard r.status == 0 else {
+            Issue.record("reference failed: \(r.stderr) — run `bash scripts/setup.sh` (numpy, safetensors, tokenizers, MiniLM weights)")
             return ([], [])
         }
-        let json = try JSONSerialization.jsonObject(with: o) as! [String: Any]
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         return (json["ids"] as! [[Int]], json["embeddings"] as! [[Double]])
     }
 

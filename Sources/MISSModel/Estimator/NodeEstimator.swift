@@ -144,7 +144,7 @@ public struct NodeEstimator: ParameterContainer {
                 let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: config.topK) }
                 let s = top.map { r[row, $0] }
                 let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
-                for (k, pos) in top.enumerated() { for j in 0..<d { xCo[row, j] += a[k] * ctx.vCo[pos, j] } }
+                Self.pool(a, top, ctx.vCo, into: &xCo, row: row)
                 co.positions.append(top); co.scores.append(s); co.weights.append(a)
             }
         }
@@ -156,7 +156,7 @@ public struct NodeEstimator: ParameterContainer {
                 // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
                 let s = top.map { pos in (0..<d).reduce(Float(0)) { $0 + qMM[row, $1] * ctx.kMM[pos, $1] } * scale }
                 let a = Softmax.forward(vector: s)
-                for (k, pos) in top.enumerated() { for j in 0..<d { xMM[row, j] += a[k] * ctx.vMM[pos, j] } }
+                Self.pool(a, top, ctx.vMM, into: &xMM, row: row)
                 mm.positions.append(top); mm.scores.append(top.map { r[row, $0] }); mm.weights.append(a)
             }
         }
@@ -199,38 +199,9 @@ public struct NodeEstimator: ParameterContainer {
         let dXCo = dx.columns((2 * d + m)..<(3 * d + m))
         let dXMM = dx.columns((3 * d + m)..<(4 * d + m))
 
-        // Co-SBS / Co-GSU backward (Eq. 11–12).
-        var dQ = Matrix(rows: n, cols: d)
-        var dKCo = Matrix(rows: ctx.kCo.rows, cols: d), dVCo = Matrix(rows: ctx.vCo.rows, cols: d)
-        for row in 0..<f.co.positions.count {
-            let top = f.co.positions[row], a = f.co.weights[row]
-            let da = top.map { pos in (0..<d).reduce(Float(0)) { $0 + dXCo[row, $1] * ctx.vCo[pos, $1] } }
-            let dot = zip(a, da).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-            for (k, pos) in top.enumerated() {
-                let ds = a[k] * (da[k] - dot) * scale   // softmax backward, then r = q·k/√d
-                for j in 0..<d {
-                    dVCo[pos, j] += a[k] * dXCo[row, j]
-                    dQ[row, j] += ds * ctx.kCo[pos, j]
-                    dKCo[pos, j] += ds * f.q[row, j]
-                }
-            }
-        }
-        // MM-SBS backward (Eq. 13–14); the MM-GSU selection itself is frozen.
-        var dQMM = Matrix(rows: n, cols: d)
-        var dKMM = Matrix(rows: ctx.kMM.rows, cols: d), dVMM = Matrix(rows: ctx.vMM.rows, cols: d)
-        for row in 0..<f.mm.positions.count {
-            let top = f.mm.positions[row], a = f.mm.weights[row]
-            let da = top.map { pos in (0..<d).reduce(Float(0)) { $0 + dXMM[row, $1] * ctx.vMM[pos, $1] } }
-            let dot = zip(a, da).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-            for (k, pos) in top.enumerated() {
-                let ds = a[k] * (da[k] - dot) * scale
-                for j in 0..<d {
-                    dVMM[pos, j] += a[k] * dXMM[row, j]
-                    dQMM[row, j] += ds * ctx.kMM[pos, j]
-                    dKMM[pos, j] += ds * f.qMM[row, j]
-                }
-            }
-        }
+        // Co-SBS / Co-GSU backward (Eq. 11–12), then MM-SBS (Eq. 13–14; the MM-GSU selection is frozen).
+        let (dQ, dKCo, dVCo) = Self.selectedAttentionBackward(f.co, dX: dXCo, queries: f.q, keys: ctx.kCo, values: ctx.vCo, scale: scale)
+        let (dQMM, dKMM, dVMM) = Self.selectedAttentionBackward(f.mm, dX: dXMM, queries: f.qMM, keys: ctx.kMM, values: ctx.vMM, scale: scale)
         // Projections: Q = E_n·Wq, K = E·Wk, V = E·Wv (and the MM-SBS ones).
         func project(_ input: Matrix, _ w: Parameter, _ dOut: Matrix) -> Matrix {
             BLAS.gemm(input.view(), transposeA: true, dOut.view(), beta: 1, into: &w.grad)
@@ -248,5 +219,34 @@ public struct NodeEstimator: ParameterContainer {
             let rows = Matrix(rows: ctx.recentLeaves.count, cols: d, storage: (0..<ctx.recentLeaves.count).flatMap { _ in share })
             nodeEmbedding.backward(ids: ctx.recentLeaves, de: rows)
         }
+    }
+
+    /// x[row] += Σ_k a_k · V[top_k] (the ESU's attention pooling, Eq. 12 and 14).
+    static func pool(_ a: [Float], _ top: [Int], _ values: Matrix, into x: inout Matrix, row: Int) {
+        let d = values.cols
+        for (k, pos) in top.enumerated() { for j in 0..<d { x[row, j] += a[k] * values[pos, j] } }
+    }
+
+    /// Backward of attention over each node's selected positions with scores s_k = q·K[top_k]·scale,
+    /// weights a = softmax(s) and output Σ a_k V[top_k]: returns dQ (N, d), dK and dV (L, d).
+    static func selectedAttentionBackward(_ gsu: GSUResult, dX: Matrix, queries q: Matrix, keys: Matrix, values: Matrix,
+                                          scale: Float) -> (Matrix, Matrix, Matrix) {
+        let d = q.cols
+        var dQ = Matrix(rows: q.rows, cols: d)
+        var dK = Matrix(rows: keys.rows, cols: d), dV = Matrix(rows: values.rows, cols: d)
+        for row in 0..<gsu.positions.count {
+            let top = gsu.positions[row], a = gsu.weights[row]
+            let da = top.map { pos in (0..<d).reduce(Float(0)) { $0 + dX[row, $1] * values[pos, $1] } }
+            let dot = zip(a, da).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            for (k, pos) in top.enumerated() {
+                let ds = a[k] * (da[k] - dot) * scale   // softmax backward, then s = q·k·scale
+                for j in 0..<d {
+                    dV[pos, j] += a[k] * dX[row, j]
+                    dQ[row, j] += ds * keys[pos, j]
+                    dK[pos, j] += ds * q[row, j]
+                }
+            }
+        }
+        return (dQ, dK, dV)
     }
 }
