@@ -136,28 +136,34 @@ public struct NodeEstimator: ParameterContainer {
         var xCo = Matrix(rows: n, cols: d), xMM = Matrix(rows: n, cols: d)
         var co = GSUResult(positions: [], scores: [], weights: [])
         var mm = GSUResult(positions: [], scores: [], weights: [])
+        let k = config.topK
         if config.useCoGSU && !ctx.coItems.isEmpty {
             // Eq. 11: r_i = (Wq e_n)·(Wk e_i)/√d — one GEMM (N × L_co).
             var r = matmul(q, ctx.kCo, transposeB: true)
             r.scale(scale)
-            for row in 0..<n {
-                let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: config.topK) }
+            let rows = parallelMap(n) { row -> (top: [Int], s: [Float], a: [Float]) in
+                let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: k) }
                 let s = top.map { r[row, $0] }
-                let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
-                Self.pool(a, top, ctx.vCo, into: &xCo, row: row)
-                co.positions.append(top); co.scores.append(s); co.weights.append(a)
+                return (top, s, Softmax.forward(vector: s))   // Eq. 12: Co-SBS reuses the Co-GSU scores
+            }
+            for (row, g) in rows.enumerated() {
+                Self.pool(g.a, g.top, ctx.vCo, into: &xCo, row: row)
+                co.positions.append(g.top); co.scores.append(g.s); co.weights.append(g.a)
             }
         }
         if config.useMMGSU && !ctx.mmItems.isEmpty {
             // MM-GSU: r_i^mm = z_n·z_i on frozen embeddings — one GEMM (N × L_mm).
             let r = matmul(zNode, ctx.zMM, transposeB: true)
-            for row in 0..<n {
-                let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: config.topK) }
+            let kMM = ctx.kMM
+            let rows = parallelMap(n) { row -> (top: [Int], raw: [Float], a: [Float]) in
+                let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: k) }
                 // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
-                let s = top.map { pos in (0..<d).reduce(Float(0)) { $0 + qMM[row, $1] * ctx.kMM[pos, $1] } * scale }
-                let a = Softmax.forward(vector: s)
-                Self.pool(a, top, ctx.vMM, into: &xMM, row: row)
-                mm.positions.append(top); mm.scores.append(top.map { r[row, $0] }); mm.weights.append(a)
+                let s = top.map { pos in (0..<d).reduce(Float(0)) { $0 + qMM[row, $1] * kMM[pos, $1] } * scale }
+                return (top, top.map { r[row, $0] }, Softmax.forward(vector: s))
+            }
+            for (row, g) in rows.enumerated() {
+                Self.pool(g.a, g.top, ctx.vMM, into: &xMM, row: row)
+                mm.positions.append(g.top); mm.scores.append(g.raw); mm.weights.append(g.a)
             }
         }
         let xUser = Matrix(rows: n, cols: d, storage: (0..<n).flatMap { _ in ctx.xUser.storage })
