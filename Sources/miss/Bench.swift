@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Beam-search latency per request (untrained weights: the cost does not depend on their values).")
 
-        @Option(help: "Items (2^21 + 1 gives the paper's 22 levels).") var items = 2_097_153
+        @Option(help: "Items (2^21 gives the paper's 22 levels, root included).") var items = 2_097_152
         @Option(help: "Beam size k.") var beam = 400
         @Option(help: "Items returned.") var finalK = 400
         @Option(help: "Co-GSU length L_co.") var coLength = 2000
