@@ -115,3 +115,53 @@ struct Retrieve: ParsableCommand {
         }
     }
 }
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Recall@K, Precision@K and H@hRecall of a bundle on the evaluation users, next to the popularity baseline.",
+        discussion: "Baselines (TDM, TDM+MMoE, SASRec), ablations and the paper suite with several seeds are not built yet.")
+
+    @Option(help: "Bundle folder from `miss train`.") var bundle: String
+    @Option(help: "Dataset the bundle was trained on.") var data: String
+    @Option(help: "Comma-separated K values.") var k = "50,100,200"
+    @Option(help: "Beam size.") var beam = 200
+    @Option(help: "Evaluate on the test or the validation users.") var users: UserSet = .test
+    @Option(help: "Also write the reports as JSON here.") var json: String?
+
+    enum UserSet: String, ExpressibleByArgument, CaseIterable { case test, validation }
+
+    func run() throws {
+        let ks = k.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !ks.isEmpty, ks.allSatisfy({ $0 > 0 }) else { throw ValidationError("--k needs comma-separated positive numbers, got '\(k)'") }
+        try runReportingInputErrors {
+            let dataset = try loadDataset(data)
+            let b = try ModelBundle.load(from: URL(fileURLWithPath: bundle), dataset: dataset)
+            let split = EvaluationSplit(dataset: dataset, seed: b.manifest.dataset.splitSeed)
+            let evalUsers = users == .test ? split.test : split.validation
+            var reports: [Evaluation.Report] = []
+            for kk in ks {
+                let bar = ProgressBar("eval K=\(kk)", total: evalUsers.count, unit: "users")
+                reports.append(Evaluation.evaluate(estimator: b.estimator, tree: b.tree, dataset: dataset, users: evalUsers,
+                                                   k: kk, beamSize: max(beam, kk)) { bar.update($0) })
+                bar.finish()
+                reports.append(Evaluation.popularity(dataset: dataset, trainUsers: split.train, users: evalUsers, k: kk))
+            }
+            print("\(users.rawValue) users of \(dataset.name) (split seed \(b.manifest.dataset.splitSeed)), beam \(beam)")
+            print("  method        K   users   Recall@K  Precision@K")
+            for r in reports {
+                print("  " + r.method.padding(toLength: 10, withPad: " ", startingAt: 0)
+                      + String(format: " %5d %7d %10.4f %12.4f", r.k, r.users, r.recall, r.precision))
+            }
+            if let miss = reports.first(where: { $0.method == "MISS" }) {
+                let levels = miss.hierarchicalRecall.enumerated().map { String(format: "%d:%.2f", $0.offset, $0.element) }
+                print("  H@hRecall@\(miss.k) by level: " + levels.joined(separator: " "))
+            }
+            if let json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try AtomicWrite.write(try enc.encode(reports), to: URL(fileURLWithPath: json))
+                print("wrote \(json)")
+            }
+        }
+    }
+}

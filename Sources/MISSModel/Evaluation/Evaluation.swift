@@ -1,0 +1,63 @@
+import Foundation
+import MISSCore
+import MISSData
+
+/// The evaluation protocol's harness: for every evaluation user, retrieve K items from the whole
+/// catalogue (history items excluded) and compare with the held-out half.
+public enum Evaluation {
+    public struct Report: Sendable, Codable {
+        public var method: String
+        public var users: Int
+        public var k: Int
+        public var recall: Double
+        public var precision: Double
+        /// H@hRecall per level h (index = level), MISS only.
+        public var hierarchicalRecall: [Double]
+    }
+
+    /// Beam-search retrieval with a trained estimator. The beam at the leaf level is `finalK = k`.
+    public static func evaluate(estimator: NodeEstimator, tree: IndexTree, dataset: Dataset, users: [Int],
+                                k: Int, beamSize: Int, method: String = "MISS",
+                                progress: ((Int) -> Void)? = nil) -> Report {
+        let leafPositions = tree.itemLeafPositions()
+        var recall = 0.0, precision = 0.0, counted = 0
+        var hSum = [Double](repeating: 0, count: tree.leafLevel + 1)
+        for (i, u) in users.enumerated() {
+            progress?(i)
+            let history = dataset.behaviourItems[EvaluationSplit.history(of: u, in: dataset)]
+            let targets = EvaluationSplit.targetItems(of: u, in: dataset)
+            guard !targets.isEmpty else { continue }
+            let r = BeamSearch.run(estimator: estimator, tree: tree, context: estimator.context(history: history),
+                                   config: .init(beamSize: beamSize, finalK: k), exclude: Set(history))
+            recall += RetrievalMetrics.recall(retrieved: r.items, targets: targets)
+            precision += RetrievalMetrics.precision(retrieved: r.items, targets: targets, k: k)
+            for (h, beam) in r.beams.enumerated() {
+                hSum[h] += RetrievalMetrics.hierarchicalRecall(beam: beam, level: h, targets: targets, tree: tree,
+                                                               itemLeafPositions: leafPositions)
+            }
+            counted += 1
+        }
+        let n = Double(max(1, counted))
+        return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n,
+                      hierarchicalRecall: hSum.map { $0 / n })
+    }
+
+    /// The popularity baseline: the K items most often seen by training users, minus the user's history.
+    public static func popularity(dataset: Dataset, trainUsers: [Int], users: [Int], k: Int) -> Report {
+        var counts = [Float](repeating: 0, count: dataset.itemCount)
+        for u in trainUsers { for b in dataset.behaviours(of: u) { counts[Int(dataset.behaviourItems[b])] += 1 } }
+        let ranking = TopK.indices(counts, k: dataset.itemCount).map(Int32.init)
+        var recall = 0.0, precision = 0.0, counted = 0
+        for u in users {
+            let history = Set(dataset.behaviourItems[EvaluationSplit.history(of: u, in: dataset)])
+            let targets = EvaluationSplit.targetItems(of: u, in: dataset)
+            guard !targets.isEmpty else { continue }
+            let retrieved = Array(ranking.lazy.filter { !history.contains($0) }.prefix(k))
+            recall += RetrievalMetrics.recall(retrieved: retrieved, targets: targets)
+            precision += RetrievalMetrics.precision(retrieved: retrieved, targets: targets, k: k)
+            counted += 1
+        }
+        let n = Double(max(1, counted))
+        return Report(method: "popularity", users: counted, k: k, recall: recall / n, precision: precision / n, hierarchicalRecall: [])
+    }
+}
