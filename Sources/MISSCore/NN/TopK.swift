@@ -69,21 +69,7 @@ public enum TopK {
             _ = buf.initialize(fromContentsOf: scores)
             count = n
         }
-        let threshold = work.withUnsafeMutableBufferPointer { v -> Float in
-            var lo = 0, hi = n - 1
-            let target = k - 1
-            while lo < hi {
-                let pivot = v[lo + (hi - lo) / 2]
-                var i = lo, j = hi
-                while i <= j {
-                    while v[i] > pivot { i += 1 }
-                    while v[j] < pivot { j -= 1 }
-                    if i <= j { v.swapAt(i, j); i += 1; j -= 1 }
-                }
-                if target <= j { hi = j } else if target >= i { lo = i } else { break }
-            }
-            return v[target]
-        }
+        let threshold = work.withUnsafeMutableBufferPointer { kthLargestInPlace($0, k) }
         var above = 0
         for s in scores where s > threshold { above += 1 }
         var equalSlots = k - above
@@ -132,4 +118,23 @@ public enum TopK {
         heap.sort { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
         return heap
     }
+}
+
+/// The k-th largest value (1 ≤ k ≤ count) of a NaN-free buffer, by Hoare-partition quickselect;
+/// reorders the buffer. O(n) expected.
+public func kthLargestInPlace(_ v: UnsafeMutableBufferPointer<Float>, _ k: Int) -> Float {
+    precondition(k >= 1 && k <= v.count, "kthLargest: k = \(k) outside 1...\(v.count)")
+    var lo = 0, hi = v.count - 1
+    let target = k - 1
+    while lo < hi {
+        let pivot = v[lo + (hi - lo) / 2]
+        var i = lo, j = hi
+        while i <= j {
+            while v[i] > pivot { i += 1 }
+            while v[j] < pivot { j -= 1 }
+            if i <= j { v.swapAt(i, j); i += 1; j -= 1 }
+        }
+        if target <= j { hi = j } else if target >= i { lo = i } else { break }
+    }
+    return v[target]
 }

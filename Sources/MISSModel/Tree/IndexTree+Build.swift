@@ -228,23 +228,9 @@ private struct SplitJob: @unchecked Sendable {
     }
 }
 
-/// The k-th largest value (k ≥ 1) by quickselect in `scratch` (resized to the input).
+/// The k-th largest value (k ≥ 1), selected in `scratch` (reused between calls).
 func kthLargest(_ values: [Float], _ k: Int, scratch: inout [Float]) -> Float {
     scratch.removeAll(keepingCapacity: true)
     scratch.append(contentsOf: values)
-    return scratch.withUnsafeMutableBufferPointer { v in
-        var lo = 0, hi = v.count - 1
-        let target = k - 1
-        while lo < hi {
-            let pivot = v[lo + (hi - lo) / 2]
-            var i = lo, j = hi
-            while i <= j {
-                while v[i] > pivot { i += 1 }
-                while v[j] < pivot { j -= 1 }
-                if i <= j { v.swapAt(i, j); i += 1; j -= 1 }
-            }
-            if target <= j { hi = j } else if target >= i { lo = i } else { break }
-        }
-        return v[target]
-    }
+    return scratch.withUnsafeMutableBufferPointer { kthLargestInPlace($0, k) }
 }
