@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "MISSCore", targets: ["MISSCore"]),
         .library(name: "MISSData", targets: ["MISSData"]),
         .library(name: "MISSModel", targets: ["MISSModel"]),
+        .library(name: "MISSExplorer", targets: ["MISSExplorer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -23,12 +24,15 @@ let package = Package(
         ),
         .target(name: "MISSData", dependencies: ["MISSCore"]),
         .target(name: "MISSModel", dependencies: ["MISSCore", "MISSData"]),
+        .target(name: "MISSExplorer", dependencies: ["MISSCore", "MISSData", "MISSModel"]),
         .executableTarget(
             name: "miss",
             dependencies: [
                 "MISSCore",
                 "MISSData",
                 "MISSModel",
+                "MISSExplorer",
+                "CNCurses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -36,6 +40,7 @@ let package = Package(
         .testTarget(name: "MISSCoreTests", dependencies: ["MISSCore", "MISSTestSupport"]),
         .testTarget(name: "MISSDataTests", dependencies: ["MISSData", "MISSTestSupport"]),
         .testTarget(name: "MISSModelTests", dependencies: ["MISSModel", "MISSTestSupport"]),
+        .testTarget(name: "MISSExplorerTests", dependencies: ["MISSExplorer", "MISSModel", "MISSData", "MISSCore", "MISSTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MISSCore", "MISSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

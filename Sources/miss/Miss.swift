@@ -38,6 +38,6 @@ struct Miss: ParsableCommand {
             level-wise training, beam search) and tools to inspect it.
             """,
         version: MISSVersion.string,
-        subcommands: [Synth.self, Import.self, Embed.self, BuildTree.self, TreeCommand.self, Train.self, Retrieve.self, Eval.self, Bench.self]
+        subcommands: [Synth.self, Import.self, Embed.self, BuildTree.self, TreeCommand.self, Train.self, Retrieve.self, Eval.self, Explore.self, Export.self, Bench.self]
     )
 }

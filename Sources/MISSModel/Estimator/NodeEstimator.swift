@@ -104,6 +104,20 @@ public struct NodeEstimator: ParameterContainer {
                            zMM: itemMM.gatherRows(mm.map(Int.init)), xUser: xUser)
     }
 
+    /// Both GSUs' relevance r_i over the user's whole windows for one node, before top-K: Co-GSU's
+    /// (W_q e_n)·(W_k e_i)/√d over the last L_co behaviours (Eq. 11) and MM-GSU's z_n·z_i over the last
+    /// L_mm (frozen). The explorer's heatmaps and histograms (Figs. 5–6) are softmaxes of these; the
+    /// batched forward pass computes the same products for many nodes at once.
+    public func relevance(_ ctx: UserContext, node: Int) -> (co: [Float], mm: [Float]) {
+        let scale = 1 / Float(config.idDim).squareRoot()
+        let q = matmul(nodeEmbedding.forward([node]), wq.value)
+        var co = ctx.coItems.isEmpty ? [] : matmul(ctx.kCo, q, transposeB: true).storage
+        for i in co.indices { co[i] *= scale }
+        let z = nodeMM.gatherRows([node])
+        let mm = ctx.mmItems.isEmpty ? [] : matmul(ctx.zMM, z, transposeB: true).storage
+        return (co, mm)
+    }
+
     /// One GSU's selection for every candidate node: positions in the GSU's sequence (best first),
     /// the raw relevance scores r_i of those positions, and the ESU's softmax weights over them.
     public struct GSUResult: Sendable {

@@ -15,7 +15,7 @@ public enum BeamSearch {
         }
     }
 
-    public struct LevelTrace {
+    public struct LevelTrace: Sendable {
         public var level: Int
         public var candidates: [Int]
         /// σ(logit) per candidate and objective (N, T).
@@ -27,7 +27,7 @@ public enum BeamSearch {
         public var mmGSU: NodeEstimator.GSUResult
     }
 
-    public struct Result {
+    public struct Result: Sendable {
         /// Retrieved items, best first, and their mean scores.
         public var items: [Int32]
         public var scores: [Float]

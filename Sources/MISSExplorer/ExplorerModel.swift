@@ -1,0 +1,376 @@
+import Foundation
+import MISSCore
+import MISSData
+import MISSModel
+
+/// Immutable reference data the views read: titles, node labels, the tree's shape. Shared by value
+/// states (a class so that copying a state does not copy the catalogue); never mutated after init.
+public final class Catalog: Sendable {
+    public let datasetName: String
+    public let objectives: [String]
+    public let itemIDs: [String]
+    public let itemTitles: [String]
+    /// Per node: its label (a leaf's item title; an inner node's dominant category and its share) and leaf count.
+    public let nodeLabels: [String]
+    public let nodeLeaves: [Int32]
+    public let parent: [Int32]
+    public let levelStarts: [Int]
+    public let leafItems: [Int32]
+    public let config: EstimatorConfig
+
+    public init(dataset: Dataset, tree: IndexTree, config: EstimatorConfig) {
+        datasetName = dataset.name
+        objectives = dataset.objectives
+        itemIDs = dataset.itemIDs
+        itemTitles = dataset.itemTitles
+        parent = tree.parent
+        levelStarts = tree.levelStarts
+        leafItems = tree.leafItems
+        self.config = config
+        var labels = [String](repeating: "", count: tree.nodeCount)
+        var leaves = [Int32](repeating: 0, count: tree.nodeCount)
+        let categories = dataset.categoryNames
+        for node in 0..<tree.nodeCount {
+            let items = tree.items(under: node)
+            leaves[node] = Int32(items.count)
+            if tree.level(of: node) == tree.leafLevel, let item = items.first {
+                labels[node] = dataset.itemTitles[Int(item)]
+                continue
+            }
+            var counts = [Int](repeating: 0, count: categories.count)
+            for item in items {
+                let c = Int(dataset.itemCategories[Int(item)])
+                if c >= 0 && c < counts.count { counts[c] += 1 }
+            }
+            if let best = counts.indices.max(by: { counts[$0] < counts[$1] || (counts[$0] == counts[$1] && $0 > $1) }), counts[best] > 0 {
+                labels[node] = "\(categories[best]) \(Int((Double(counts[best]) / Double(max(1, items.count)) * 100).rounded()))%"
+            } else {
+                labels[node] = "(no category)"
+            }
+        }
+        nodeLabels = labels
+        nodeLeaves = leaves
+    }
+
+    public var leafLevel: Int { levelStarts.count - 2 }
+
+    public func level(of node: Int) -> Int {
+        var h = 0
+        while h + 1 < levelStarts.count && levelStarts[h + 1] <= node { h += 1 }
+        return h
+    }
+
+    public func ancestor(of node: Int, atLevel h: Int) -> Int {
+        var n = node, l = level(of: node)
+        while l > h { n = Int(parent[n]); l -= 1 }
+        return n
+    }
+
+    /// The item of a leaf node, nil for inner nodes.
+    public func item(ofLeaf node: Int) -> Int32? {
+        let start = levelStarts[leafLevel]
+        return node >= start && node - start < leafItems.count ? leafItems[node - start] : nil
+    }
+}
+
+public struct UserRow: Equatable, Sendable, Codable {
+    public var index: Int
+    public var id: String
+    /// "train", "valid" or "test" (the evaluation protocol's split of this bundle).
+    public var split: String
+    public var length: Int
+    /// Held-out target items (evaluation users only).
+    public var targets: Int
+}
+
+public struct CandidateRow: Equatable, Sendable {
+    public var node: Int
+    /// Index of the node in the level's trace (its GSU selections).
+    public var traceIndex: Int
+    public var probabilities: [Float]
+    public var mean: Float
+    public var kept: Bool
+    /// The user's targets whose ancestor at this level is this node.
+    public var targetsUnder: Int
+}
+
+public struct LevelView: Equatable, Sendable {
+    public var level: Int
+    /// Best mean score first.
+    public var candidates: [CandidateRow]
+    public var keptCount: Int
+    /// H@hRecall at this level (nil without targets).
+    public var hierarchicalRecall: Double?
+}
+
+public struct RetrievedItem: Equatable, Sendable, Codable {
+    public var item: Int32
+    public var score: Float
+    public var hit: Bool
+}
+
+/// One user's beam search as the explorer shows it, computed by the real estimator.
+public struct UserTrace: Sendable {
+    public var user: UserRow
+    public var historyLength: Int
+    public var targets: Set<Int32>
+    public var levels: [LevelView]
+    public var retrieved: [RetrievedItem]
+    public var recall: Double?
+    public var result: BeamSearch.Result
+    /// The GSU windows (oldest first) and where they start in the history.
+    public var coItems: [Int32], mmItems: [Int32]
+    public var seconds: Double
+    public var beamSize: Int
+
+    public var coStart: Int { historyLength - coItems.count }
+    public var mmStart: Int { historyLength - mmItems.count }
+}
+
+public struct GSUEntry: Equatable, Sendable, Codable {
+    public var rank: Int
+    /// Position in the user's history, 0 = oldest.
+    public var position: Int
+    public var item: Int32
+    public var score: Float
+    public var weight: Float
+    public var inBoth: Bool
+}
+
+/// Co-GSU's and MM-GSU's top-K for one (user, node), side by side.
+public struct GSUComparison: Equatable, Sendable, Codable {
+    public var level: Int
+    public var node: Int
+    public var co: [GSUEntry]
+    public var mm: [GSUEntry]
+    /// |items in both| / min(|co|, |mm|).
+    public var overlap: Double
+}
+
+extension UserTrace {
+    public func comparison(level: Int, candidate: CandidateRow) -> GSUComparison {
+        let t = result.levels[level - 1]
+        let i = candidate.traceIndex
+        func entries(_ g: NodeEstimator.GSUResult, items: [Int32], start: Int) -> [GSUEntry] {
+            guard i < g.positions.count else { return [] }
+            return g.positions[i].enumerated().map { r, pos in
+                GSUEntry(rank: r + 1, position: start + pos, item: items[pos], score: g.scores[i][r], weight: g.weights[i][r], inBoth: false)
+            }
+        }
+        var co = entries(t.coGSU, items: coItems, start: coStart)
+        var mm = entries(t.mmGSU, items: mmItems, start: mmStart)
+        let shared = Set(co.map(\.item)).intersection(mm.map(\.item))
+        for k in co.indices { co[k].inBoth = shared.contains(co[k].item) }
+        for k in mm.indices { mm[k].inBoth = shared.contains(mm[k].item) }
+        let denominator = min(co.count, mm.count)
+        return GSUComparison(level: level, node: candidate.node, co: co, mm: mm,
+                             overlap: denominator == 0 ? 0 : Double(shared.count) / Double(denominator))
+    }
+
+    /// Mean GSU overlap over the level's kept nodes.
+    public func meanOverlap(level: Int) -> Double {
+        let kept = levels[level - 1].candidates.filter(\.kept)
+        guard !kept.isEmpty else { return 0 }
+        return kept.reduce(0) { $0 + comparison(level: level, candidate: $1).overlap } / Double(kept.count)
+    }
+
+    /// Follows `node` down the trace: at every deeper level, its best-scored descendant among the candidates
+    /// (a pruned node's children were never scored, so the path ends there).
+    public func path(from level: Int, node: Int, catalog: Catalog) -> [(level: Int, row: CandidateRow)] {
+        var out: [(Int, CandidateRow)] = []
+        guard let start = levels[level - 1].candidates.first(where: { $0.node == node }) else { return [] }
+        out.append((level, start))
+        var current = start
+        var h = level
+        while current.kept && h < levels.count {
+            h += 1
+            guard let next = levels[h - 1].candidates.first(where: { Int(catalog.parent[$0.node]) == current.node }) else { break }
+            out.append((h, next))
+            current = next
+        }
+        return out
+    }
+}
+
+/// Figs. 5–6 and the overlap rate over evaluation users: for each user the query is a real sample, the leaf
+/// node of the user's first held-out target; both GSUs' relevance over their windows goes through a softmax.
+public struct Aggregates: Equatable, Sendable, Codable {
+    public struct Histogram: Equatable, Sendable, Codable {
+        public var lower: Float
+        public var upper: Float
+        public var counts: [Int]
+    }
+
+    public var heatmapUsers: [String]
+    public var buckets: Int
+    /// Width of the position axis in behaviours, the most recent at the right: the longest MM-GSU window
+    /// among the rows (L_mm for lifelong users).
+    public var window: Int
+    /// Per user and bucket: the mean softmax score of the bucket's positions; -1 where the GSU's window has none.
+    public var coHeat: [[Float]]
+    public var mmHeat: [[Float]]
+    public var coHistogram: Histogram
+    public var mmHistogram: Histogram
+    public var users: Int
+    public var overlap: Double
+}
+
+/// Loads a bundle and its dataset and answers the explorer's questions with the real estimator.
+public final class ExplorerModel: @unchecked Sendable {
+    public let bundle: ModelBundle
+    public let dataset: Dataset
+    public let split: EvaluationSplit
+    public let catalog: Catalog
+    public let users: [UserRow]
+    public let bundlePath: String
+    public let dataPath: String
+    private let evaluation: Set<Int>
+    private let leafPositions: [Int32]
+
+    public init(bundle: ModelBundle, dataset: Dataset, bundlePath: String, dataPath: String) {
+        self.bundle = bundle
+        self.dataset = dataset
+        self.bundlePath = bundlePath
+        self.dataPath = dataPath
+        split = EvaluationSplit(dataset: dataset, seed: bundle.manifest.dataset.splitSeed)
+        catalog = Catalog(dataset: dataset, tree: bundle.tree, config: bundle.manifest.config)
+        let valid = Set(split.validation), test = Set(split.test)
+        evaluation = valid.union(test)
+        users = (0..<dataset.userCount).map { u in
+            let s = test.contains(u) ? "test" : valid.contains(u) ? "valid" : "train"
+            return UserRow(index: u, id: dataset.userIDs[u], split: s, length: dataset.sequenceLength(of: u),
+                           targets: s == "train" ? 0 : EvaluationSplit.targetItems(of: u, in: dataset).count)
+        }
+        leafPositions = bundle.tree.itemLeafPositions()
+    }
+
+    /// Loads from paths with every check of `ModelBundle.load` (version, checksums, shapes, fingerprint).
+    public static func open(bundle: String, data: String) throws -> ExplorerModel {
+        let dataset = try Dataset.load(from: URL(fileURLWithPath: data))
+        let b = try ModelBundle.load(from: URL(fileURLWithPath: bundle), dataset: dataset)
+        return ExplorerModel(bundle: b, dataset: dataset, bundlePath: bundle, dataPath: data)
+    }
+
+    /// The row of a user id, or an InputError naming the id.
+    public func row(ofUser id: String) throws -> Int {
+        guard let i = users.firstIndex(where: { $0.id == id }) else {
+            throw InputError(file: dataPath, location: "user '\(id)'", problem: "no such user in '\(dataset.name)'",
+                             fix: "Pick one from the Users view, e.g. '\(firstEvaluationUser.map { users[$0].id } ?? users.first?.id ?? "")'")
+        }
+        return i
+    }
+
+    /// The first test user with targets (the explorer's default).
+    public var firstEvaluationUser: Int? {
+        users.firstIndex { $0.split == "test" && $0.targets > 0 } ?? users.firstIndex { $0.targets > 0 } ?? (users.isEmpty ? nil : 0)
+    }
+
+    /// History the model sees: the first half for evaluation users (the protocol), everything for training users.
+    public func history(of u: Int) -> Range<Int> {
+        evaluation.contains(u) ? EvaluationSplit.history(of: u, in: dataset) : dataset.behaviours(of: u)
+    }
+
+    public func targets(of u: Int) -> Set<Int32> {
+        evaluation.contains(u) ? EvaluationSplit.targetItems(of: u, in: dataset) : []
+    }
+
+    /// Runs the traced beam search for one user (history items excluded from the results, as in evaluation).
+    public func trace(row: Int, beamSize: Int, finalK: Int) -> UserTrace {
+        let t0 = Date()
+        let user = users[row]
+        let items = Array(dataset.behaviourItems[history(of: user.index)])
+        let targets = targets(of: user.index)
+        let est = bundle.estimator, tree = bundle.tree
+        let ctx = est.context(history: items[...])
+        let r = BeamSearch.run(estimator: est, tree: tree, context: ctx, config: .init(beamSize: beamSize, finalK: finalK),
+                               exclude: Set(items), trace: true)
+        var levels: [LevelView] = []
+        for t in r.levels {
+            var under: [Int: Int] = [:]
+            for item in targets {
+                under[tree.ancestor(of: tree.leafNode(position: Int(leafPositions[Int(item)])), atLevel: t.level), default: 0] += 1
+            }
+            var rows = t.candidates.enumerated().map { i, node in
+                CandidateRow(node: node, traceIndex: i, probabilities: (0..<t.probabilities.cols).map { t.probabilities[i, $0] },
+                             mean: t.meanScores[i], kept: t.kept[i], targetsUnder: under[node] ?? 0)
+            }
+            rows.sort { $0.mean > $1.mean || ($0.mean == $1.mean && $0.node < $1.node) }
+            let h: Double? = targets.isEmpty ? nil : RetrievalMetrics.hierarchicalRecall(
+                beam: r.beams[t.level], level: t.level, targets: targets, tree: tree, itemLeafPositions: leafPositions)
+            levels.append(LevelView(level: t.level, candidates: rows, keptCount: t.kept.filter { $0 }.count, hierarchicalRecall: h))
+        }
+        let retrieved = zip(r.items, r.scores).map { RetrievedItem(item: $0, score: $1, hit: targets.contains($0)) }
+        return UserTrace(user: user, historyLength: items.count, targets: targets, levels: levels, retrieved: retrieved,
+                         recall: targets.isEmpty ? nil : RetrievalMetrics.recall(retrieved: r.items, targets: targets),
+                         result: r, coItems: ctx.coItems, mmItems: ctx.mmItems, seconds: Date().timeIntervalSince(t0), beamSize: beamSize)
+    }
+
+    /// Evaluation users the aggregates use: test users with at least one target, in id order.
+    public var aggregateUsers: [Int] { split.test.filter { !EvaluationSplit.targetItems(of: $0, in: dataset).isEmpty } }
+
+    /// Figs. 5–6 and the mean GSU overlap over up to `maxUsers` evaluation users; the first `heatmapRows` are the heatmap's rows.
+    public func aggregates(heatmapRows: Int = 20, maxUsers: Int = 500, buckets: Int = 32, bins: Int = 20,
+                           progress: ((Int, Int) -> Void)? = nil) -> Aggregates {
+        let est = bundle.estimator, tree = bundle.tree
+        let config = est.config
+        let chosen = Array(aggregateUsers.prefix(maxUsers))
+        var coHeat: [[Float]] = [], mmHeat: [[Float]] = [], names: [String] = []
+        var coTop: [Float] = [], mmTop: [Float] = []
+        var overlapSum = 0.0
+        var rowsCo: [[Float]] = [], rowsMM: [[Float]] = []
+        for (n, u) in chosen.enumerated() {
+            progress?(n, chosen.count)
+            let hist = dataset.behaviourItems[history(of: u)]
+            let ctx = est.context(history: hist)
+            let target = dataset.behaviourItems[EvaluationSplit.targets(of: u, in: dataset)].first { !Set(hist).contains($0) }
+                ?? dataset.behaviourItems[EvaluationSplit.targets(of: u, in: dataset).lowerBound]
+            let node = tree.leafNode(position: Int(leafPositions[Int(target)]))
+            let (rCo, rMM) = est.relevance(ctx, node: node)
+            let pCo = Softmax.forward(vector: rCo), pMM = Softmax.forward(vector: rMM)
+            let k = config.topK
+            let topCo = TopK.indices(rCo, k: k), topMM = TopK.indices(rMM, k: k)
+            coTop += topCo.map { pCo[$0] }
+            mmTop += topMM.map { pMM[$0] }
+            let shared = Set(topCo.map { ctx.coItems[$0] }).intersection(topMM.map { ctx.mmItems[$0] })
+            overlapSum += Double(shared.count) / Double(max(1, min(topCo.count, topMM.count)))
+            if names.count < heatmapRows {
+                names.append(dataset.userIDs[u])
+                rowsCo.append(pCo)
+                rowsMM.append(pMM)
+            }
+        }
+        // The position axis spans the longest MM window among the rows (L_mm when histories are that long).
+        let window = max(1, rowsMM.map(\.count).max() ?? 1)
+        let buckets = min(buckets, window)
+        coHeat = rowsCo.map { Self.bucketed($0, buckets: buckets, window: window) }
+        mmHeat = rowsMM.map { Self.bucketed($0, buckets: buckets, window: window) }
+        progress?(chosen.count, chosen.count)
+        return Aggregates(heatmapUsers: names, buckets: buckets, window: window, coHeat: coHeat, mmHeat: mmHeat,
+                          coHistogram: Self.histogram(coTop, bins: bins), mmHistogram: Self.histogram(mmTop, bins: bins),
+                          users: chosen.count, overlap: chosen.isEmpty ? 0 : overlapSum / Double(chosen.count))
+    }
+
+    /// Mean softmax score per position in each bucket of an axis of `window` positions ending at the most
+    /// recent behaviour (a mean, so that buckets of unequal size compare); `p` covers the last p.count
+    /// positions. Buckets with no position of `p` are -1.
+    public static func bucketed(_ p: [Float], buckets: Int, window: Int) -> [Float] {
+        var sum = [Float](repeating: 0, count: buckets), count = [Int](repeating: 0, count: buckets)
+        let n = p.count
+        for (i, v) in p.enumerated() {
+            let fromEnd = n - 1 - i
+            guard fromEnd < window else { continue }
+            let b = buckets - 1 - fromEnd * buckets / window
+            sum[b] += v
+            count[b] += 1
+        }
+        return zip(sum, count).map { $1 == 0 ? -1 : $0 / Float($1) }
+    }
+
+    /// Equal-width bins over [0, max].
+    public static func histogram(_ values: [Float], bins: Int) -> Aggregates.Histogram {
+        let upper = max(values.max() ?? 0, Float.leastNormalMagnitude)
+        var counts = [Int](repeating: 0, count: bins)
+        for v in values { counts[min(bins - 1, max(0, Int(v / upper * Float(bins))))] += 1 }
+        return .init(lower: 0, upper: upper, counts: counts)
+    }
+}

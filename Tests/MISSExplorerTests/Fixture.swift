@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import MISSTestSupport
+import MISSCore
+import MISSData
+import MISSModel
+import MISSExplorer
+
+/// A tiny trained bundle on a synthetic world: the real estimator, small enough for debug builds.
+enum Fixture {
+    static let model: ExplorerModel = {
+        var wc = SyntheticWorld.Config()
+        wc.seed = 3; wc.items = 320; wc.users = 60; wc.minLength = 30; wc.maxLength = 240
+        let d = SyntheticWorld.generate(wc).dataset
+        let mm = d.modalities[0].values.l2NormalizedRows()
+        let tree = IndexTree.build(embeddings: mm, kind: .multimodal)
+        var c = EstimatorConfig()
+        c.idDim = 8; c.coLength = 40; c.mmLength = 80; c.topK = 10; c.experts = 2; c.expertHidden = 8; c.towerHidden = 4
+        c.objectives = d.objectives.count
+        let est = NodeEstimator(config: c, tree: tree, itemMM: mm, seed: 5)
+        let split = EvaluationSplit(dataset: d, seed: 1)
+        var tc = LevelwiseTrainer.Config()
+        tc.steps = 15; tc.instancesPerBatch = 4; tc.seed = 2
+        try! LevelwiseTrainer(dataset: d, tree: tree, users: split.train).train(est, config: tc)
+        let manifest = ModelBundle.Manifest(
+            format: ModelBundle.format, version: ModelBundle.version, config: c,
+            dataset: .init(name: d.name, fingerprint: ModelBundle.fingerprint(d), items: d.itemCount, users: d.userCount,
+                           objectives: d.objectives, splitSeed: 1),
+            tree: .init(kind: "multimodal", levels: tree.leafLevel + 1, nodes: tree.nodeCount), training: ["steps": 15], checksums: [:])
+        let b = ModelBundle(manifest: manifest, estimator: est, tree: tree,
+                            embeddings: ItemEmbeddings(content: mm, multimodal: mm, textSource: "dataset"),
+                            itemIDs: d.itemIDs, itemTitles: d.itemTitles)
+        return ExplorerModel(bundle: b, dataset: d, bundlePath: "fixture.bundle", dataPath: "fixture.missdata")
+    }()
+
+    static let row: Int = model.firstEvaluationUser!
+
+    /// The trace with a fixed search time, so that screens do not depend on the machine's speed.
+    static func trace(row: Int = row) -> UserTrace {
+        var t = model.trace(row: row, beamSize: 6, finalK: 10)
+        t.seconds = 0.0125
+        return t
+    }
+
+    static let aggregates: Aggregates = model.aggregates(heatmapRows: 20, maxUsers: 500, buckets: 32, bins: 20)
+
+    /// A state with the user's trace and the aggregates loaded, at a size.
+    static func state(width: Int = 80, height: Int = 24, view: View = .beam, level: Int? = nil) -> ExplorerState {
+        var s = ExplorerState.initial(catalog: model.catalog, users: model.users, colorMode: .mono, row: row, view: view, beamSize: 6, finalK: 10)
+        #expect(s.pending == [.computeAggregates, .loadUser(row)])
+        s.pending = []
+        s = reduce(s, .resized(width: width, height: height))
+        s = reduce(s, .userLoaded(trace()))
+        s = reduce(s, .aggregatesReady(aggregates))
+        if let level { s.level = level; s.candidateCursor = 0 }
+        return s
+    }
+}

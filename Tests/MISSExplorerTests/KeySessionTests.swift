@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+import MISSTestSupport
+import MISSCore
+import MISSModel
+import MISSExplorer
+
+/// Scripted key sessions: every key of the table, in a view where it works, does what its help says.
+@Suite struct KeySessionTests {
+    func press(_ s: ExplorerState, _ keys: Key...) -> ExplorerState {
+        keys.reduce(s) { reduce($0, .key($1)) }
+    }
+
+    @Test func everyKeyInTheTableDispatchesToItsAction() {
+        for b in KeyTable.bindings {
+            let view = View.allCases.first { b.applies(in: $0) }!
+            for key in b.keys {
+                #expect(KeyTable.action(for: key, in: view) == b.action, "\(key.name) in \(view)")
+            }
+        }
+        // No key is bound twice in one view.
+        for v in View.allCases {
+            let keys = KeyTable.bindings.filter { $0.applies(in: v) }.flatMap(\.keys)
+            #expect(Set(keys).count == keys.count, "duplicate key in \(v)")
+        }
+    }
+
+    @Test func everyKeyDoesWhatItsHelpSays() {
+        let base = Fixture.state(width: 120, height: 40, view: .beam, level: 2)
+        for b in KeyTable.bindings {
+            for key in b.keys {
+                let view = View.allCases.first { b.applies(in: $0) && $0 != .users } ?? .users
+                var s = base
+                s.view = view
+                s.level = 3
+                s.candidateCursor = 1
+                s.gsuCursor = 1
+                let t = press(s, key)
+                let what = "\(key.name) (\(b.action)) in \(view)"
+                switch b.action {
+                case .quit: #expect(t.quit, "\(what)")
+                case .help: #expect(t.showHelp, "\(what)")
+                case .redraw: #expect(t.redrawRequested, "\(what)")
+                case .nextPane, .previousPane: #expect(t.pane == 1, "\(what)")
+                case .up: #expect((view == .gsu ? t.gsuCursor : t.candidateCursor) == 0, "\(what)")
+                case .down: #expect((view == .gsu ? t.gsuCursor : t.candidateCursor) == 2, "\(what)")
+                case .pageUp, .top: #expect((view == .gsu ? t.gsuCursor : t.candidateCursor) == 0, "\(what)")
+                case .pageDown, .bottom:
+                    let n = view == .gsu ? max(s.comparison!.co.count, s.comparison!.mm.count) : s.currentLevel!.candidates.count
+                    #expect((view == .gsu ? t.gsuCursor : t.candidateCursor) == n - 1, "\(what)")
+                case .levelBack: #expect(t.level == 2, "\(what)")
+                case .levelForward: #expect(t.level == 4, "\(what)")
+                case .open: #expect(t.view == .gsu, "\(what)")
+                case .back: #expect(t.view == (view == .beam ? .users : .beam), "\(what)")
+                case .show(let v): #expect(t.view == v, "\(what)")
+                case .search:
+                    var u = s
+                    u.view = .users
+                    #expect(press(u, key).search == "", "\(what)")
+                case .nextUser: #expect(t.userCursor == s.userCursor + 1 && t.pending == [.loadUser(s.userCursor + 1)], "\(what)")
+                case .previousUser: #expect(t.userCursor == s.userCursor - 1 && t.pending == [.loadUser(s.userCursor - 1)], "\(what)")
+                case .export: #expect(t.pending == [.export], "\(what)")
+                }
+            }
+        }
+    }
+
+    @Test func stepsFollowTheSelectedNodeDownAndBackUp() {
+        var s = Fixture.state(width: 120, height: 40, view: .beam, level: 1)
+        let n1 = s.selectedCandidate!.node
+        s = press(s, .right)
+        #expect(s.level == 2)
+        #expect(Int(s.catalog.parent[s.selectedCandidate!.node]) == n1, "stepping down selects a child of the node")
+        s = press(s, .char("h"))
+        #expect(s.level == 1 && s.selectedCandidate!.node == n1, "stepping up returns to its ancestor")
+        s = press(s, .left)
+        #expect(s.level == 1 && s.message != nil, "no level above 1: a message, not a crash")
+        s.level = s.levelCount
+        s = press(s, .right)
+        #expect(s.level == s.levelCount && s.message!.contains("leaf level"))
+    }
+
+    @Test func searchJumpsToAUserAndReportsMisses() {
+        var s = Fixture.state(width: 80, height: 24, view: .users)
+        s = press(s, .char("/"), .char("u"), .char("2"), .char("0"), .enter)
+        #expect(s.search == nil)
+        #expect(s.users[s.userCursor].id == "u20")
+        s = press(s, .char("/"), .char("z"), .char("z"), .enter)
+        #expect(s.message == "no user id contains 'zz'")
+        s = press(s, .char("/"), .char("x"), .escape)
+        #expect(s.search == nil && s.message == nil)
+        s = press(s, .char("/"), .char("u"), .char("3"), .backspace)
+        #expect(s.search == "u")
+        // Enter on a user opens its beam search.
+        s = press(s, .escape, .enter)
+        #expect(s.view == .beam && s.pending.last == .loadUser(s.userCursor))
+    }
+
+    @Test func helpIsModalAndQuitAlwaysWorks() {
+        var s = press(Fixture.state(), .char("?"))
+        #expect(s.showHelp)
+        s = press(s, .char("3"))
+        #expect(s.showHelp && s.view == .beam, "other keys do nothing under the help")
+        s = press(s, .escape)
+        #expect(!s.showHelp)
+        #expect(press(s, .char("?"), .char("q")).quit)
+        var u = s
+        u.view = .users
+        #expect(press(u, .char("/"), .char("q")).quit == false, "q is text while searching")
+    }
+
+    @Test func unknownKeysAndResizesNeverCrash() {
+        var s = Fixture.state()
+        s = press(s, .char("Z"))
+        #expect(s.message!.contains("does nothing"))
+        for (w, h) in [(10, 5), (80, 24), (200, 60), (0, 0), (79, 24)] {
+            s = reduce(s, .resized(width: w, height: h))
+            for v in View.allCases {
+                s.view = v
+                let screen = render(s)
+                #expect(screen.width == max(0, w) && screen.height == max(0, h))
+            }
+        }
+    }
+
+    @Test func theTraceIsTheEstimatorsOwnScores() {
+        // The explorer shows what BeamSearch and the estimator computed: re-score a level's candidates directly.
+        let m = Fixture.model
+        let t = Fixture.trace()
+        let hist = m.dataset.behaviourItems[m.history(of: t.user.index)]
+        let ctx = m.bundle.estimator.context(history: hist)
+        let lv = t.levels[2]
+        let nodes = lv.candidates.map(\.node)
+        let p = m.bundle.estimator.forward(ctx, nodes: nodes).logits.map(sigmoid)
+        for (i, c) in lv.candidates.enumerated() {
+            for o in 0..<p.cols { #expect(abs(p[i, o] - c.probabilities[o]) < 1e-6) }
+            #expect(abs(c.mean - c.probabilities.reduce(0, +) / Float(c.probabilities.count)) < 1e-6)
+        }
+        #expect(lv.candidates.filter(\.kept).count == lv.keptCount)
+        #expect(zip(lv.candidates, lv.candidates.dropFirst()).allSatisfy { $0.mean >= $1.mean })
+    }
+
+    @Test func relevanceAgreesWithTheBatchedForwardPass() {
+        // Figs. 5–6 use NodeEstimator.relevance (one node); the beam search uses the batched GEMM. Same numbers.
+        let m = Fixture.model
+        let t = Fixture.trace()
+        let hist = m.dataset.behaviourItems[m.history(of: t.user.index)]
+        let ctx = m.bundle.estimator.context(history: hist)
+        let lv = t.levels[3]
+        for c in lv.candidates.prefix(3) {
+            let cmp = t.comparison(level: 4, candidate: c)
+            let (co, mm) = m.bundle.estimator.relevance(ctx, node: c.node)
+            for e in cmp.co { #expect(abs(co[e.position - t.coStart] - e.score) < 1e-5) }
+            for e in cmp.mm { #expect(abs(mm[e.position - t.mmStart] - e.score) < 1e-5) }
+            // The GSU's top-K really are the K largest relevances.
+            let kth = cmp.co.map(\.score).min()!
+            #expect(co.filter { $0 > kth + 1e-6 }.count < cmp.co.count)
+        }
+    }
+
+    @Test func overlapBucketsAndHistogramsByHand() {
+        // Buckets: 6 positions in a window of 6, 3 buckets → means of pairs; a 2-position vector fills only the last bucket.
+        #expect(ExplorerModel.bucketed([0.1, 0.3, 0.2, 0.2, 0.1, 0.1], buckets: 3, window: 6) == [0.2, 0.2, 0.1])
+        #expect(ExplorerModel.bucketed([0.5, 0.5], buckets: 3, window: 6) == [-1, -1, 0.5])
+        let h = ExplorerModel.histogram([0, 0.1, 0.2, 0.4], bins: 4)
+        #expect(h.upper == 0.4 && h.counts == [1, 1, 1, 1])
+        let t = Fixture.trace()
+        let c = t.levels[2].candidates[0]
+        let cmp = t.comparison(level: 3, candidate: c)
+        let shared = Set(cmp.co.map(\.item)).intersection(cmp.mm.map(\.item))
+        #expect(cmp.overlap == Double(shared.count) / Double(min(cmp.co.count, cmp.mm.count)))
+        #expect(cmp.co.allSatisfy { $0.inBoth == shared.contains($0.item) })
+        let a = Fixture.aggregates
+        #expect(a.overlap >= 0 && a.overlap <= 1 && a.users == Fixture.model.aggregateUsers.count)
+        #expect(a.coHistogram.counts.reduce(0, +) == a.users * Fixture.model.catalog.config.topK)
+    }
+}
