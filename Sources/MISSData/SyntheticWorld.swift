@@ -99,8 +99,9 @@ public struct SyntheticWorld {
         let nuisance = Matrix.randomNormal(config.items, config.nuisanceDim, std: config.nuisanceStd, using: &itemRng)
         let nuisanceText = Matrix.randomNormal(config.nuisanceDim, config.textDim, std: 1 / Float(config.nuisanceDim).squareRoot(), using: &latentRng)
         let nuisanceVisual = Matrix.randomNormal(config.nuisanceDim, config.visualDim, std: 1 / Float(config.nuisanceDim).squareRoot(), using: &latentRng)
-        var text = matmul(latent, textProjection) + matmul(nuisance, nuisanceText)
-        var visual = matmul(latent, visualProjection) + matmul(nuisance, nuisanceVisual)
+        // Fixed-order products: SampleData must be the same bytes on every CPU (OpenBLAS kernels round differently).
+        var text = deterministicMatmul(latent, textProjection) + deterministicMatmul(nuisance, nuisanceText)
+        var visual = deterministicMatmul(latent, visualProjection) + deterministicMatmul(nuisance, nuisanceVisual)
         for i in 0..<text.count { text.storage[i] += 0.5 * Float(itemRng.nextNormal()) }
         for i in 0..<visual.count { visual.storage[i] += 0.5 * Float(itemRng.nextNormal()) }
 

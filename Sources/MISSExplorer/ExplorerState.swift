@@ -220,7 +220,9 @@ private func perform(_ s: inout ExplorerState, _ action: Action) {
         s.userCursor -= 1
         load(&s, row: s.userCursor)
     case .export:
-        if s.trace == nil { s.message = "nothing to export yet: open a user first" } else { s.pending.append(.export) }
+        if s.trace == nil { s.message = "nothing to export yet: open a user first" }
+        else if s.loadingUser != nil { s.message = "wait until the user's beam search is loaded, then export" }
+        else { s.pending.append(.export) }
     }
 }
 

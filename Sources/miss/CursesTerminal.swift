@@ -11,6 +11,12 @@ final class CursesTerminal {
 
     /// Terminal restored by SIGINT/SIGTERM too (the handler cannot capture, so it only calls endwin).
     static func installSignalHandlers() {
+        // A parent may have started us with these blocked (the mask is inherited across exec; test runners and
+        // thread pools block signals): unblock them, or resizing and SIGTERM would go unnoticed.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGWINCH, SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in endwin(); _exit(130) }
         signal(SIGTERM) { _ in endwin(); _exit(143) }
         signal(SIGHUP) { _ in endwin(); _exit(129) }

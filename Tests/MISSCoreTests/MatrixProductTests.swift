@@ -3,6 +3,16 @@ import MISSCore
 import MISSTestSupport
 
 @Suite struct MatrixProductTests {
+    @Test func deterministicMatmulIsTheExactProductRoundedOnce() {
+        var rng = Xoshiro256StarStar(seed: 12)
+        let a = Matrix.randomNormal(9, 16, using: &rng), b = Matrix.randomNormal(16, 5, using: &rng)
+        let c = deterministicMatmul(a, b)
+        let reference = naiveMatmul(a, b)
+        for i in 0..<9 { for j in 0..<5 { #expect(c[i, j] == Float(reference[i][j])) } }
+        // By hand: [1 2; 3 4]·[5; 6] = [17; 39].
+        #expect(deterministicMatmul(Matrix([[1, 2], [3, 4]]), Matrix([[5], [6]])).storage == [17, 39])
+    }
+
     @Test(arguments: [(1, 1, 1), (7, 13, 5), (13, 7, 1), (1, 9, 17), (31, 3, 29), (64, 65, 63)])
     func gemmMatchesNaiveOnOddShapes(_ shape: (Int, Int, Int)) {
         let (m, n, k) = shape

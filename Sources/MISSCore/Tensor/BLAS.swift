@@ -170,3 +170,19 @@ extension BLAS {
         }
     }
 }
+
+/// C = A·B summed in a fixed order in Double: bit-identical on every CPU, where OpenBLAS picks a kernel per
+/// microarchitecture and rounds differently. For small products whose bytes are committed or compared
+/// across machines (the synthetic world behind SampleData); everything else uses `matmul`.
+public func deterministicMatmul(_ a: Matrix, _ b: Matrix) -> Matrix {
+    precondition(a.cols == b.rows, "deterministicMatmul: \(a.rows)×\(a.cols) · \(b.rows)×\(b.cols)")
+    var c = Matrix(rows: a.rows, cols: b.cols)
+    for i in 0..<a.rows {
+        for j in 0..<b.cols {
+            var s = 0.0
+            for p in 0..<a.cols { s += Double(a[i, p]) * Double(b[p, j]) }
+            c[i, j] = Float(s)
+        }
+    }
+    return c
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import MISSCore
+import MISSExplorer
+
+extension Bench {
+    struct Explore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Explorer latency: loading a user (the traced beam search), one level step (reduce + render), the GSU view, the aggregates.")
+
+        @OptionGroup var location: ModelLocation
+        @Option(help: "Users to time (those with the longest histories, so that the MM-GSU window is full).") var users = 8
+        @Option(help: "Beam size.") var beam = 100
+        @Option(help: "Screen width.") var width = 160
+        @Option(help: "Screen height.") var height = 48
+
+        func run() throws {
+            try runReportingInputErrors {
+                let (_, peakLine) = Bench.peakLine()
+                print(peakLine)
+                let model = try location.open()
+                let cfg = model.catalog.config
+                let rows = model.users.indices.sorted { model.history(of: model.users[$0].index).count > model.history(of: model.users[$1].index).count }
+                    .prefix(users)
+                var load: [Double] = [], step: [Double] = [], gsu: [Double] = []
+                var window = 0
+                for row in rows {
+                    var s = ExplorerState.initial(catalog: model.catalog, users: model.users, colorMode: .c256, row: row, beamSize: beam)
+                    s = reduce(s, .resized(width: width, height: height))
+                    let t0 = Date()
+                    let trace = model.trace(row: row, beamSize: beam, finalK: 50)
+                    load.append(Date().timeIntervalSince(t0))
+                    window = max(window, trace.mmItems.count)
+                    s = reduce(s, .userLoaded(trace))
+                    s.level = 1
+                    // One level step as the user sees it: the key's reduce and the next frame's render.
+                    for _ in 1..<trace.levels.count {
+                        let t = Date()
+                        s = reduce(s, .key(.right))
+                        _ = render(s)
+                        step.append(Date().timeIntervalSince(t))
+                    }
+                    s.view = .gsu
+                    let t = Date()
+                    _ = render(s)
+                    gsu.append(Date().timeIntervalSince(t))
+                }
+                let t1 = Date()
+                let a = model.aggregates()
+                let aggregateSeconds = Date().timeIntervalSince(t1)
+                func pct(_ v: [Double], _ p: Double) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[min(s.count - 1, Int(Double(s.count) * p))] * 1000 }
+                print("bundle \(model.bundlePath): L_co \(cfg.coLength), L_mm \(cfg.mmLength) (longest MM window timed: \(window)), d \(cfg.idDim), K \(cfg.topK), beam \(beam), \(model.catalog.leafLevel) levels, screen \(width)×\(height)")
+                print(String(format: "load a user (traced beam search): p50 %.1f ms, p99 %.1f ms over %d users", pct(load, 0.5), pct(load, 0.99), load.count))
+                print(String(format: "one level step (reduce + render): p50 %.2f ms, p99 %.2f ms over %d steps", pct(step, 0.5), pct(step, 0.99), step.count))
+                print(String(format: "GSU view render (both top-K, overlaps): p50 %.2f ms, p99 %.2f ms", pct(gsu, 0.5), pct(gsu, 0.99)))
+                print(String(format: "aggregates (Figs. 5–6, overlap) over %d evaluation users: %.2f s", a.users, aggregateSeconds))
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+import MISSTestSupport
+
+/// The explorer as a user meets it: the real binary under tmux (send-keys, capture-pane), plus `miss export`.
+@Suite(.serialized) struct ExplorerEndToEndTests {
+    /// A tiny trained bundle made by the CLI itself.
+    static let world: (dir: URL, data: String, bundle: String) = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("miss-explore-e2e-\(getpid())")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let data = dir.appendingPathComponent("w.missdata").path, emb = dir.appendingPathComponent("w.missemb").path
+        let tree = dir.appendingPathComponent("w.misstree").path, bundle = dir.appendingPathComponent("w.bundle").path
+        for args in [["synth", "--seed", "5", "--items", "600", "--users", "60", "--max-length", "300", "--out", data],
+                     ["embed", "--data", data, "--out", emb, "--steps", "30", "--eval-pairs", "100"],
+                     ["build-tree", "--data", data, "--embeddings", emb, "--out", tree],
+                     ["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--steps", "5",
+                      "--co-length", "100", "--mm-length", "200", "--top-k", "10", "--id-dim", "8", "--batch", "4"]] {
+            let r = try! MissBinary.run(args)
+            precondition(r.status == 0, "\(args[0]) failed: \(r.stderr)")
+        }
+        return (dir, data, bundle)
+    }()
+
+    final class Tmux {
+        let socket = "miss-e2e-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        let session = "explore"
+
+        @discardableResult
+        func run(_ args: [String]) throws -> ProcessResult {
+            try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["tmux", "-L", socket] + args)
+        }
+
+        /// Starts the server and the session with posix_spawn + waitpid and /dev/null for stdio: the tmux server
+        /// daemon inherits the client's descriptors, and Foundation's Process then never sees the client end.
+        func start(_ command: String, width: Int, height: Int) throws {
+            #expect(spawn(["-u", "new-session", "-d", "-s", session, "-x", "\(width)", "-y", "\(height)", command]) == 0,
+                    "tmux new-session failed (is tmux installed? `bash scripts/setup.sh`)")
+        }
+
+        @discardableResult
+        func spawn(_ args: [String]) -> Int32 {
+            let argv = (["tmux", "-L", socket] + args).map { strdup($0) } + [nil]
+            defer { for a in argv { free(a) } }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+            var pid: pid_t = 0
+            guard posix_spawnp(&pid, "tmux", &actions, nil, argv, environ) == 0 else { return -1 }
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            return (status >> 8) & 0xFF
+        }
+
+        func keys(_ k: String...) throws { spawn(["send-keys", "-t", session] + k) }
+
+        func screen() throws -> String { try run(["capture-pane", "-p", "-t", session]).stdout }
+
+        /// Polls the pane until it shows `text` (the explorer works in the background), up to `seconds`.
+        func waitFor(_ text: String, seconds: Double = 60) throws -> String {
+            let end = Date().addingTimeInterval(seconds)
+            var last = ""
+            while Date() < end {
+                last = try screen()
+                if last.contains(text) { return last }
+                usleep(100_000)
+            }
+            Issue.record("the pane never showed '\(text)'; it shows:\n\(last)")
+            return last
+        }
+
+        deinit { spawn(["kill-server"]) }
+    }
+
+    @Test func aUserStepsThroughTheViewsUnderARealTerminal() throws {
+        let w = Self.world
+        let tmux = Tmux()
+        let exit = w.dir.appendingPathComponent("exit-\(tmux.socket)").path
+        let exportDir = w.dir.appendingPathComponent("exports-\(tmux.socket)").path
+        let cmd = "cd \(w.dir.path) && TERM=xterm-256color \(MissBinary.url.path) explore --bundle \(w.bundle) --data \(w.data) --export-dir \(exportDir); echo $? > \(exit); sleep 30"
+        try tmux.start(cmd, width: 100, height: 30)
+        var s = try tmux.waitFor("Level 1 of")
+        #expect(s.contains("MISS Explorer"))
+        #expect(s.contains("1-6 views"), "the bottom line lists the keys")
+        try tmux.keys("l")
+        s = try tmux.waitFor("Level 2 of")
+        try tmux.keys("Enter")
+        s = try tmux.waitFor("Co-GSU (ID)")
+        #expect(s.contains("MM-GSU (frozen MM)") && s.contains("Overlap of the two top-K"))
+        try tmux.keys("4")
+        s = try tmux.waitFor("Fig. 5")
+        try tmux.keys("5")
+        s = try tmux.waitFor("Fig. 6")
+        try tmux.keys("6")
+        s = try tmux.waitFor("Fig. 7")
+        try tmux.keys("?")
+        s = try tmux.waitFor("Keys (this table")
+        try tmux.keys("Escape")
+        try tmux.keys("1")
+        s = try tmux.waitFor("validation")
+        try tmux.keys("/", "u", "3", "Enter")
+        s = try tmux.waitFor("▸")
+        try tmux.keys("Enter")
+        s = try tmux.waitFor("user u3 (")
+        try tmux.keys("e")
+        s = try tmux.waitFor("exported")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: exportDir).count == 1)
+        // Resizing below the minimum says what is needed; growing back restores the view.
+        tmux.spawn(["resize-window", "-t", tmux.session, "-x", "60", "-y", "20"])
+        s = try tmux.waitFor("Terminal too small")
+        #expect(s.contains("needs at least 80×24"))
+        tmux.spawn(["resize-window", "-t", tmux.session, "-x", "100", "-y", "30"])
+        s = try tmux.waitFor("1-6 views")
+        try tmux.keys("q")
+        let end = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: exit) && Date() < end { usleep(100_000) }
+        #expect((try? String(contentsOfFile: exit, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+    }
+
+    @Test func sigtermRestoresTheTerminalAndExits() throws {
+        let w = Self.world
+        let tmux = Tmux()
+        let exit = w.dir.appendingPathComponent("exit-\(tmux.socket)").path
+        try tmux.start("TERM=xterm-256color \(MissBinary.url.path) explore --bundle \(w.bundle) --data \(w.data) --no-color; echo $? > \(exit); stty -a | head -1 >> \(exit); sleep 30",
+                       width: 90, height: 26)
+        _ = try tmux.waitFor("Level 1 of")
+        _ = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["pkill", "-TERM", "-f", "explore --bundle \(w.bundle) --data \(w.data) --no-color"])
+        let end = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: exit) && Date() < end { usleep(100_000) }
+        usleep(300_000)
+        let text = (try? String(contentsOfFile: exit, encoding: .utf8)) ?? ""
+        #expect(text.hasPrefix("143"), "exit status after SIGTERM: \(text)")
+    }
+
+    @Test func withoutATerminalOrWithBadInputItSaysWhatToDo() throws {
+        let w = Self.world
+        let r = try MissBinary.run(["explore", "--bundle", w.bundle, "--data", w.data])
+        #expect(r.status == 2 && r.stderr.contains("not a terminal") && r.stderr.contains("miss export"))
+        let badBundle = try MissBinary.run(["export", "--bundle", w.dir.appendingPathComponent("nope").path, "--data", w.data, "--user", "u1",
+                                            "--out", w.dir.appendingPathComponent("x").path])
+        #expect(badBundle.status == 2 && badBundle.stderr.contains("no such bundle folder"))
+        let unknown = try MissBinary.run(["export", "--bundle", w.bundle, "--data", w.data, "--user", "nobody", "--out", w.dir.appendingPathComponent("y").path])
+        #expect(unknown.status == 2 && unknown.stderr.contains("user 'nobody'"))
+        #expect(!FileManager.default.fileExists(atPath: w.dir.appendingPathComponent("y").path))
+        let snapshot = w.dir.appendingPathComponent("old.json").path
+        try Data(#"{"format":"miss-explorer-snapshot","version":0}"#.utf8).write(to: URL(fileURLWithPath: snapshot))
+        let old = try MissBinary.run(["explore", "--snapshot", snapshot])
+        #expect(old.status == 2 && (old.stderr.contains("not a terminal") || old.stderr.contains("version 0")))
+    }
+
+    @Test func exportWritesTheSnapshotWithoutATerminal() throws {
+        let w = Self.world
+        let out = w.dir.appendingPathComponent("export-\(UInt32.random(in: 0 ... .max))").path
+        let r = try MissBinary.run(["export", "--bundle", w.bundle, "--data", w.data, "--user", "u2", "--level", "3", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("heatmap.svg, histogram.svg, report.md, snapshot.json"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/snapshot.json"))) as! [String: Any]
+        #expect(json["format"] as? String == "miss-explorer-snapshot" && json["level"] as? Int == 3 && json["user"] as? String == "u2")
+        let again = try MissBinary.run(["export", "--bundle", w.bundle, "--data", w.data, "--user", "u2", "--out", out])
+        #expect(again.status == 2 && again.stderr.contains("already exists"))
+        let badLevel = try MissBinary.run(["export", "--bundle", w.bundle, "--data", w.data, "--user", "u2", "--level", "99",
+                                           "--out", out + "-b"])
+        #expect(badLevel.status == 2 && badLevel.stderr.contains("--level 99"))
+    }
+}
