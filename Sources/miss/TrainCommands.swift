@@ -23,6 +23,10 @@ struct Train: ParsableCommand {
     @Option(help: "MM-GSU sequence length L_mm.") var mmLength = 4000
     @Option(help: "Top-K of each GSU.") var topK = 50
     @Option(help: "MMoE experts.") var experts = 4
+    @Option(help: "Validate (H@hRecall and Recall@K on validation users) and checkpoint every N steps; 0 = never.") var evalEvery = 100
+    @Option(help: "Stop after this many validations without improvement; 0 = never stop early.") var patience = 4
+    @Option(help: "Validation users per validation (the first N of the split's validation users).") var validationUsers = 60
+    @Option(help: "K (and beam) of the validation retrieval.") var validationK = 50
 
     func validate() throws {
         guard topK >= 1, topK <= coLength, topK <= mmLength else {
@@ -30,6 +34,9 @@ struct Train: ParsableCommand {
         }
         guard steps >= 1, batch >= 1, negatives >= 0, idDim >= 1, experts >= 1, learningRate > 0 else {
             throw ValidationError("need --steps, --batch, --id-dim, --experts ≥ 1, --negatives ≥ 0 and --learning-rate > 0")
+        }
+        guard evalEvery >= 0, patience >= 0, validationUsers >= 1, validationK >= 1 else {
+            throw ValidationError("need --eval-every ≥ 0, --patience ≥ 0, --validation-users ≥ 1 and --validation-k ≥ 1")
         }
     }
 
@@ -54,28 +61,75 @@ struct Train: ParsableCommand {
             let bar = ProgressBar("train", total: steps, unit: "steps")
             var samples = 0
             var lastLoss = 0.0
+            var trainSeconds = 0.0, validationSeconds = 0.0
             let trainStart = Date()
-            try LevelwiseTrainer(dataset: dataset, tree: indexTree, users: split.train).train(estimator, config: tc) { r in
+            let url = URL(fileURLWithPath: out)
+            let checkpointURL = URL(fileURLWithPath: out + ".checkpoint")
+            let validation = Array(split.validation.filter { !EvaluationSplit.targetItems(of: $0, in: dataset).isEmpty }.prefix(validationUsers))
+            var best: (score: Double, recall: Double, step: Int, weights: [Matrix])?
+            var stale = 0, stepsRun = 0
+            var history: [String] = []
+            func bundle(step: Int, validated: Double?) -> ModelBundle {
+                var training: [String: Double] = [
+                    "steps": Double(step), "seed": Double(seed), "final_loss": lastLoss, "samples": Double(samples),
+                    "seconds": trainSeconds, "samples_per_second": Double(samples) / max(1e-9, trainSeconds)]
+                if let best {
+                    training["best_step"] = Double(best.step)
+                    training["validation_hrecall"] = best.score
+                    training["validation_recall"] = best.recall
+                }
+                if let validated { training["validated_score"] = validated }
+                let manifest = ModelBundle.Manifest(
+                    format: ModelBundle.format, version: ModelBundle.version, config: config,
+                    dataset: .init(name: dataset.name, fingerprint: ModelBundle.fingerprint(dataset), items: dataset.itemCount,
+                                   users: dataset.userCount, objectives: dataset.objectives, splitSeed: splitSeed),
+                    tree: .init(kind: indexTree.kind.rawValue, levels: indexTree.leafLevel + 1, nodes: indexTree.nodeCount),
+                    training: training, checksums: [:])
+                return ModelBundle(manifest: manifest, estimator: estimator, tree: indexTree, embeddings: emb,
+                                   itemIDs: dataset.itemIDs, itemTitles: dataset.itemTitles)
+            }
+            var lastTick = Date()
+            try LevelwiseTrainer(dataset: dataset, tree: indexTree, users: split.train).train(estimator, config: tc, progress: { r in
                 samples += r.samples
                 lastLoss = r.loss
-                let rate = Double(samples) / max(1e-9, Date().timeIntervalSince(trainStart))
-                bar.update(r.step, status: String(format: "loss %.4f, %.0f samples/s", r.loss, rate))
-            }
+                trainSeconds += Date().timeIntervalSince(lastTick)
+                lastTick = Date()
+                let rate = Double(samples) / max(1e-9, trainSeconds)
+                let v = best.map { String(format: ", best val H@hRecall %.3f @%d", $0.score, $0.step) } ?? ""
+                bar.update(r.step, status: String(format: "loss %.4f, %.0f samples/s", r.loss, rate) + v)
+            }, control: { r in
+                stepsRun = r.step
+                guard evalEvery > 0, !validation.isEmpty, r.step % evalEvery == 0 || r.step == steps else { return .proceed }
+                // Validation: mean H@hRecall over levels (and Recall@K) on validation users; the best weights are kept.
+                let v0 = Date()
+                let report = Evaluation.evaluate(estimator: estimator, tree: indexTree, dataset: dataset, users: validation,
+                                                 k: validationK, beamSize: validationK)
+                let score = report.hierarchicalRecall.dropFirst().reduce(0, +) / Double(max(1, report.hierarchicalRecall.count - 1))
+                history.append(String(format: "%d:%.3f", r.step, score))
+                if best == nil || score > best!.score {
+                    best = (score, report.recall, r.step, estimator.parameters.map(\.value))
+                    stale = 0
+                } else {
+                    stale += 1
+                }
+                // A checkpoint of the current weights, atomically (a crash leaves the previous one intact).
+                try bundle(step: r.step, validated: score).write(to: checkpointURL)
+                validationSeconds += Date().timeIntervalSince(v0)
+                lastTick = Date()
+                return patience > 0 && stale >= patience ? .stop : .proceed
+            })
             bar.finish()
-            let seconds = Date().timeIntervalSince(trainStart)
-            let manifest = ModelBundle.Manifest(
-                format: ModelBundle.format, version: ModelBundle.version, config: config,
-                dataset: .init(name: dataset.name, fingerprint: ModelBundle.fingerprint(dataset), items: dataset.itemCount,
-                               users: dataset.userCount, objectives: dataset.objectives, splitSeed: splitSeed),
-                tree: .init(kind: indexTree.kind.rawValue, levels: indexTree.leafLevel + 1, nodes: indexTree.nodeCount),
-                training: ["steps": Double(steps), "seed": Double(seed), "final_loss": lastLoss, "samples": Double(samples),
-                           "seconds": seconds, "samples_per_second": Double(samples) / max(1e-9, seconds)],
-                checksums: [:])
-            let url = URL(fileURLWithPath: out)
-            try ModelBundle(manifest: manifest, estimator: estimator, tree: indexTree, embeddings: emb,
-                            itemIDs: dataset.itemIDs, itemTitles: dataset.itemTitles).write(to: url)
-            print(String(format: "wrote bundle %@: %d steps, %d samples in %.1f s (%.0f samples/s), final loss %.4f; total %.1f s",
-                         url.path, steps, samples, seconds, Double(samples) / max(1e-9, seconds), lastLoss, Date().timeIntervalSince(t0)))
+            if let best {
+                for (p, w) in zip(estimator.parameters, best.weights) { p.value = w }
+                print(String(format: "validation (%d users, mean H@hRecall@%d over levels) by step: %@; best %.4f at step %d (Recall@%d %.4f)%@",
+                             validation.count, validationK, history.joined(separator: " "), best.score, best.step, validationK, best.recall,
+                             stepsRun < steps ? "; stopped early at step \(stepsRun)" : ""))
+            }
+            try bundle(step: stepsRun, validated: nil).write(to: url)
+            try? FileManager.default.removeItem(at: checkpointURL)
+            print(String(format: "wrote bundle %@: %d steps, %d samples in %.1f s of training (%.0f samples/s) + %.1f s of validation, final loss %.4f; total %.1f s",
+                         url.path, stepsRun, samples, trainSeconds, Double(samples) / max(1e-9, trainSeconds), validationSeconds, lastLoss,
+                         Date().timeIntervalSince(t0)))
         }
     }
 }

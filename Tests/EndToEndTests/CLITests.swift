@@ -90,6 +90,16 @@ enum MissBinary {
         let tr = try MissBinary.run(["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--steps", "5",
                                      "--co-length", "100", "--mm-length", "100", "--top-k", "10", "--id-dim", "8", "--batch", "4"])
         #expect(tr.status == 0 && tr.stdout.contains("wrote bundle"), "\(tr.stderr)")
+        // Validation every 2 steps with patience 1: it validates, keeps the best weights and may stop early;
+        // the checkpoint folder is gone once the bundle is written.
+        let validated = dir.appendingPathComponent("validated").path
+        let tv = try MissBinary.run(["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", validated, "--steps", "8",
+                                     "--co-length", "100", "--mm-length", "100", "--top-k", "10", "--id-dim", "8", "--batch", "4",
+                                     "--eval-every", "2", "--patience", "1", "--validation-users", "5", "--validation-k", "10"])
+        #expect(tv.status == 0 && tv.stdout.contains("validation (5 users, mean H@hRecall@10 over levels) by step: 2:"), "\(tv.stdout)\(tv.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: validated + ".checkpoint"))
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: validated + "/manifest.json"))) as! [String: Any]
+        #expect((manifest["training"] as! [String: Double])["best_step"] != nil)
         let re = try MissBinary.run(["retrieve", "--bundle", bundle, "--data", data, "--user", "u1", "--k", "5", "--beam", "20"])
         #expect(re.status == 0 && re.stdout.contains("user u1"), "\(re.stderr)")
         let unknown = try MissBinary.run(["retrieve", "--bundle", bundle, "--data", data, "--user", "nobody"])

@@ -111,5 +111,16 @@ import MISSModel
         let again = makeEstimator()
         try LevelwiseTrainer(dataset: d, tree: tree, users: split.train).train(again, config: tc)
         #expect(again.parameters.map(\.value) == est.parameters.map(\.value))
+        // The control hook ends training early (what `miss train --patience` uses), and up to there it is the same run.
+        let early = makeEstimator()
+        var steps: [Int] = []
+        try LevelwiseTrainer(dataset: d, tree: tree, users: split.train).train(early, config: tc, progress: { steps.append($0.step) },
+                                                                              control: { $0.step == 7 ? .stop : .proceed })
+        #expect(steps == Array(1...7))
+        var seven = tc
+        seven.steps = 7
+        let reference = makeEstimator()
+        try LevelwiseTrainer(dataset: d, tree: tree, users: split.train).train(reference, config: seven)
+        #expect(early.parameters.map(\.value) == reference.parameters.map(\.value))
     }
 }

@@ -76,8 +76,13 @@ public struct LevelwiseTrainer {
 
     public struct StepReport { public var step: Int; public var loss: Double; public var samples: Int }
 
-    /// Trains `estimator` in place (its parameters are reference types) with Adam.
-    public func train(_ estimator: NodeEstimator, config: Config, progress: ((StepReport) -> Void)? = nil) throws {
+    /// What `control` tells the loop after a step.
+    public enum Control { case proceed, stop }
+
+    /// Trains `estimator` in place (its parameters are reference types) with Adam. `control` runs after every
+    /// step (validation, checkpoints, early stopping) and may end training early.
+    public func train(_ estimator: NodeEstimator, config: Config, progress: ((StepReport) -> Void)? = nil,
+                      control: ((StepReport) throws -> Control)? = nil) throws {
         guard !users.isEmpty else {
             throw InputError(file: dataset.name, problem: "no training user has more than \(config.minHistory) behaviours",
                              fix: "Use a dataset with longer sequences")
@@ -105,7 +110,9 @@ public struct LevelwiseTrainer {
                 if p.isSparse { p.sparseGrad.scale(scale) } else { p.grad.scale(scale) }
             }
             adam.step(parameters)
-            progress?(StepReport(step: step, loss: loss / Double(max(1, count)), samples: count))
+            let report = StepReport(step: step, loss: loss / Double(max(1, count)), samples: count)
+            progress?(report)
+            if try control?(report) == .stop { return }
         }
     }
 }
