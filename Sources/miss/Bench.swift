@@ -7,7 +7,7 @@ import MISSModel
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine's speed (benchmarks, not tests).",
-        subcommands: [Gemm.self, Tree.self, Beam.self, Explore.self]
+        subcommands: [Gemm.self, Tree.self, Beam.self, Explore.self, TopKBench.self]
     )
 
     /// The machine's SGEMM peak, measured in the same run as the figure it accompanies.

@@ -58,3 +58,38 @@ extension Bench {
         }
     }
 }
+
+extension Bench {
+    struct TopKBench: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "topk", abstract: "GSU top-K selection: ns per scanned score.")
+        @Option(help: "Row length (L).") var length = 4000
+        @Option(help: "K.") var k = 50
+        @Option(help: "Rows.") var rows = 20000
+
+        func run() throws {
+            var rng = Xoshiro256StarStar(seed: 1)
+            let data = (0..<(length * 64)).map { _ in rng.nextFloat() }
+            var sink = 0
+            let t0 = Date()
+            data.withUnsafeBufferPointer { p in
+                for r in 0..<rows {
+                    let start = (r % 64) * length
+                    sink &+= TopK.indices(UnsafeBufferPointer(rebasing: p[start..<(start + length)]), k: k)[0]
+                }
+            }
+            let dt = Date().timeIntervalSince(t0)
+            let t1 = Date()
+            var mx: Float = 0
+            data.withUnsafeBufferPointer { p in
+                for r in 0..<rows {
+                    let start = (r % 64) * length
+                    var m = -Float.infinity
+                    for j in start..<(start + length) { let x = p[j]; m = x > m ? x : m }
+                    mx += m
+                }
+            }
+            print(String(format: "(a plain max over the row: %.2f µs per row; %.0f)", Date().timeIntervalSince(t1) / Double(rows) * 1e6, mx))
+            print(String(format: "top-%d of %d: %.2f µs per row, %.2f ns per score (%d)", k, length, dt / Double(rows) * 1e6, dt / Double(rows * length) * 1e9, sink % 2))
+        }
+    }
+}

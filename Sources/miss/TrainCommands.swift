@@ -79,14 +79,8 @@ struct Train: ParsableCommand {
                     training["validation_recall"] = best.recall
                 }
                 if let validated { training["validated_score"] = validated }
-                let manifest = ModelBundle.Manifest(
-                    format: ModelBundle.format, version: ModelBundle.version, config: config,
-                    dataset: .init(name: dataset.name, fingerprint: ModelBundle.fingerprint(dataset), items: dataset.itemCount,
-                                   users: dataset.userCount, objectives: dataset.objectives, splitSeed: splitSeed),
-                    tree: .init(kind: indexTree.kind.rawValue, levels: indexTree.leafLevel + 1, nodes: indexTree.nodeCount),
-                    training: training, checksums: [:])
-                return ModelBundle(manifest: manifest, estimator: estimator, tree: indexTree, embeddings: emb,
-                                   itemIDs: dataset.itemIDs, itemTitles: dataset.itemTitles)
+                return ModelBundle(estimator: estimator, tree: indexTree, embeddings: emb, dataset: dataset, splitSeed: splitSeed,
+                                   training: training)
             }
             var lastTick = Date()
             try LevelwiseTrainer(dataset: dataset, tree: indexTree, users: split.train).train(estimator, config: tc, progress: { r in

@@ -34,6 +34,24 @@ import MISSTestSupport
         #expect(TopK.indices(Array(asc.reversed()), k: 3) == [0, 1, 2])
     }
 
+    @Test func smallKOfLongRowsWithTiesInfinitiesAndSignedZeros() {
+        // The GSUs' case (k·8 ≤ n): the buffered path, checked against the full sort.
+        var rng = Xoshiro256StarStar(seed: 7)
+        let specials: [Float] = [.infinity, -.infinity, 0, -0.0, -1, 1]
+        for trial in 0..<200 {
+            let n = 400 + rng.nextInt(below: 4000)
+            let k = 1 + rng.nextInt(below: n / 8)
+            let distinct = 1 + rng.nextInt(below: trial % 3 == 0 ? 5 : 100_000)
+            var s = (0..<n).map { _ in Float(rng.nextInt(below: distinct)) - Float(distinct / 2) }
+            for _ in 0..<rng.nextInt(below: 20) { s[rng.nextInt(below: n)] = specials[rng.nextInt(below: specials.count)] }
+            if trial % 5 == 0 { s.sort() }           // ascending: every entry passes the threshold
+            #expect(TopK.indices(s, k: k) == reference(s, k), "trial \(trial): n=\(n) k=\(k)")
+        }
+        var withNaN = (0..<1000).map { Float($0 % 17) }
+        withNaN[3] = .nan
+        #expect(TopK.indices(withNaN, k: 20) == reference(withNaN.map { $0.isNaN ? -.infinity : $0 }, 20))
+    }
+
     @Test func nanRanksLast() {
         #expect(TopK.indices([.nan, 1, .nan, 2], k: 3) == [3, 1, 0])
     }

@@ -22,14 +22,8 @@ enum Fixture {
         var tc = LevelwiseTrainer.Config()
         tc.steps = 15; tc.instancesPerBatch = 4; tc.seed = 2
         try! LevelwiseTrainer(dataset: d, tree: tree, users: split.train).train(est, config: tc)
-        let manifest = ModelBundle.Manifest(
-            format: ModelBundle.format, version: ModelBundle.version, config: c,
-            dataset: .init(name: d.name, fingerprint: ModelBundle.fingerprint(d), items: d.itemCount, users: d.userCount,
-                           objectives: d.objectives, splitSeed: 1),
-            tree: .init(kind: "multimodal", levels: tree.leafLevel + 1, nodes: tree.nodeCount), training: ["steps": 15], checksums: [:])
-        let b = ModelBundle(manifest: manifest, estimator: est, tree: tree,
-                            embeddings: ItemEmbeddings(content: mm, multimodal: mm, textSource: "dataset"),
-                            itemIDs: d.itemIDs, itemTitles: d.itemTitles)
+        let b = ModelBundle(estimator: est, tree: tree, embeddings: ItemEmbeddings(content: mm, multimodal: mm, textSource: "dataset"),
+                            dataset: d, splitSeed: 1, training: ["steps": 15])
         return ExplorerModel(bundle: b, dataset: d, bundlePath: "fixture.bundle", dataPath: "fixture.missdata")
     }()
 
@@ -40,6 +34,11 @@ enum Fixture {
         var t = model.trace(row: row, beamSize: 6, finalK: 10)
         t.seconds = 0.0125
         return t
+    }
+
+    /// The estimator's per-request context for a trace's user (what the trace was computed from).
+    static func context(_ t: UserTrace) -> UserContext {
+        model.bundle.estimator.context(history: model.dataset.behaviourItems[model.history(of: t.user.index)])
     }
 
     static let aggregates: Aggregates = model.aggregates(heatmapRows: 20, maxUsers: 500, buckets: 32, bins: 20)

@@ -127,8 +127,7 @@ import MISSExplorer
         // The explorer shows what BeamSearch and the estimator computed: re-score a level's candidates directly.
         let m = Fixture.model
         let t = Fixture.trace()
-        let hist = m.dataset.behaviourItems[m.history(of: t.user.index)]
-        let ctx = m.bundle.estimator.context(history: hist)
+        let ctx = Fixture.context(t)
         let lv = t.levels[2]
         let nodes = lv.candidates.map(\.node)
         let p = m.bundle.estimator.forward(ctx, nodes: nodes).logits.map(sigmoid)
@@ -144,8 +143,7 @@ import MISSExplorer
         // Figs. 5–6 use NodeEstimator.relevance (one node); the beam search uses the batched GEMM. Same numbers.
         let m = Fixture.model
         let t = Fixture.trace()
-        let hist = m.dataset.behaviourItems[m.history(of: t.user.index)]
-        let ctx = m.bundle.estimator.context(history: hist)
+        let ctx = Fixture.context(t)
         let lv = t.levels[3]
         for c in lv.candidates.prefix(3) {
             let cmp = t.comparison(level: 4, candidate: c)

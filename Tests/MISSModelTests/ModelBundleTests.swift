@@ -17,14 +17,8 @@ import MISSModel
         var c = EstimatorConfig()
         c.idDim = idDim; c.coLength = 50; c.mmLength = 60; c.topK = 5; c.experts = 2; c.expertHidden = 6; c.towerHidden = 4
         let est = NodeEstimator(config: c, tree: tree, itemMM: mm, seed: 9)
-        let manifest = ModelBundle.Manifest(
-            format: ModelBundle.format, version: ModelBundle.version, config: c,
-            dataset: .init(name: d.name, fingerprint: ModelBundle.fingerprint(d), items: d.itemCount, users: d.userCount,
-                           objectives: d.objectives, splitSeed: 1),
-            tree: .init(kind: "multimodal", levels: tree.leafLevel + 1, nodes: tree.nodeCount), training: ["steps": 0], checksums: [:])
-        let b = ModelBundle(manifest: manifest, estimator: est, tree: tree,
-                            embeddings: ItemEmbeddings(content: content.matrix, multimodal: mm, textSource: "dataset"),
-                            itemIDs: d.itemIDs, itemTitles: d.itemTitles)
+        let b = ModelBundle(estimator: est, tree: tree, embeddings: ItemEmbeddings(content: content.matrix, multimodal: mm, textSource: "dataset"),
+                            dataset: d, splitSeed: 1, training: ["steps": 0])
         return (b, d)
     }
 

@@ -13,8 +13,9 @@ public enum TopK {
         let n = scores.count
         let k = min(max(k, 0), n)
         if k == 0 { return [] }
-        if k < n && !scores.contains(where: { $0.isNaN }) {
-            return k * 8 <= n ? byHeap(scores, k: k) : byThreshold(scores, k: k)
+        if k < n {
+            if k * 8 <= n, let top = byBuffer(scores, k: k) { return top }
+            if k * 8 > n && !scores.contains(where: { $0.isNaN }) { return byThreshold(scores, k: k) }
         }
         var idx = Array(0..<n)
         @inline(__always) func better(_ a: Int, _ b: Int) -> Bool {
@@ -83,46 +84,81 @@ public enum TopK {
         return out
     }
 
-    /// Small k (the GSUs' 50 of thousands): one pass with a min-heap of the k best so far. After the
-    /// first few hundred entries almost every score loses one comparison against the heap's root.
-    static func byHeap(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int] {
-        // Heap order: the root is the worst kept entry (lowest score; among equal scores the highest index).
-        var heap = [Int](repeating: 0, count: k)
-        @inline(__always) func worse(_ a: Int, _ b: Int) -> Bool {
-            let sa = scores[a], sb = scores[b]
-            return sa < sb || (sa == sb && a > b)
-        }
-        heap.withUnsafeMutableBufferPointer { h in
-            func siftDown(_ start: Int) {
-                var i = start
-                while true {
-                    let l = 2 * i + 1
-                    if l >= k { return }
-                    var c = l
-                    if l + 1 < k && worse(h[l + 1], h[l]) { c = l + 1 }
-                    if worse(h[c], h[i]) { h.swapAt(c, i); i = c } else { return }
+    /// Small k (the GSUs' 50 of thousands): one pass that appends every entry above the current threshold
+    /// to a buffer of 4k sortable keys; a full buffer is cut back to its k best, which raises the threshold.
+    /// After the first few hundred entries almost every score loses one comparison against the threshold,
+    /// and the cuts are rare (about k·ln(n/k) entries pass in all for shuffled scores). nil when a NaN is
+    /// present (the general path orders those).
+    // Key order = the total order: higher score, then lower index. Entries equal to the threshold that
+    // come later have higher indices than every kept one, so they lose: `s > threshold` is exact.
+    @inline(__always) static func key(_ s: Float, _ i: Int) -> UInt64 {
+        let bits = (s == 0 ? 0 : s).bitPattern   // -0 and +0 are equal scores
+        let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+        return UInt64(ordered) << 32 | UInt64(UInt32.max - UInt32(i))
+    }
+
+    @inline(__always) static func score(_ key: UInt64) -> Float {
+        let ordered = UInt32(key >> 32)
+        return Float(bitPattern: ordered & 0x8000_0000 != 0 ? ordered & 0x7FFF_FFFF : ~ordered)
+    }
+
+    static func byBuffer(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
+        let n = scores.count
+        let capacity = max(4 * k, 64)
+        let p = scores.baseAddress!
+        // Warm start: from a strided sample, a threshold that about 2k + 4·n/256 scores exceed, so that the
+        // scan keeps few entries and rarely cuts. If fewer than k exceed it, scan again from -∞.
+        var start = -Float.infinity
+        if n >= 1024 {
+            let samples = 256, stride = n / samples
+            let sampled = withUnsafeTemporaryAllocation(of: Float.self, capacity: samples) { sv -> Float? in
+                for j in 0..<samples {
+                    let x = p[j * stride]
+                    if x != x { return nil }
+                    sv[j] = x
                 }
+                let rank = min(samples, (2 * k * samples) / n + 4)
+                return kthLargestInPlace(sv, rank)
             }
-            for i in 0..<k { h[i] = i }
-            for i in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(i) }
-            var rootScore = scores[h[0]]
-            for i in k..<scores.count {
-                // Entries scanned later have larger indices, so a tie with the root loses.
-                if scores[i] > rootScore {
-                    h[0] = i
-                    siftDown(0)
-                    rootScore = scores[h[0]]
-                }
-            }
+            guard let t = sampled else { return nil }
+            start = t == -.infinity ? t : t.nextDown
         }
-        heap.sort { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-        return heap
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: capacity) { buffer -> [Int]? in
+            let keys = buffer.baseAddress!
+            for initial in start == -.infinity ? [start] : [start, -.infinity] {
+                var threshold = initial
+                var count = 0
+                for i in 0..<n {
+                    let s = p[i]
+                    if s > threshold || (threshold == -.infinity && s == -.infinity) {
+                        keys[count] = Self.key(s, i)
+                        count += 1
+                        if count == capacity {
+                            // Cut: the k best keys to the front (quickselect); the threshold becomes the k-th score.
+                            threshold = Self.score(kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k))
+                            count = k
+                        }
+                    } else if s != s {
+                        return nil
+                    }
+                }
+                guard count >= k || initial == -.infinity else { continue }
+                let best = UnsafeMutableBufferPointer(start: keys, count: count)
+                if count > k { _ = kthLargestInPlace(best, k) }
+                var top = UnsafeMutableBufferPointer(start: keys, count: min(k, count))
+                top.sort(by: >)
+                return top.map { Int(UInt32.max - UInt32(truncatingIfNeeded: $0)) }
+            }
+            return nil
+        }
     }
 }
 
 /// The k-th largest value (1 ≤ k ≤ count) of a NaN-free buffer, by Hoare-partition quickselect;
-/// reorders the buffer. O(n) expected.
-public func kthLargestInPlace(_ v: UnsafeMutableBufferPointer<Float>, _ k: Int) -> Float {
+/// reorders the buffer so that the k largest come first (in no order). O(n) expected.
+@_specialize(where T == Float)
+@_specialize(where T == UInt64)
+public func kthLargestInPlace<T: Comparable>(_ v: UnsafeMutableBufferPointer<T>, _ k: Int) -> T {
     precondition(k >= 1 && k <= v.count, "kthLargest: k = \(k) outside 1...\(v.count)")
     var lo = 0, hi = v.count - 1
     let target = k - 1

@@ -63,6 +63,19 @@ public struct ModelBundle {
         self.itemIDs = itemIDs; self.itemTitles = itemTitles
     }
 
+    /// A bundle for a model trained on `dataset`: the manifest's dataset and tree sections are filled in from them.
+    public init(estimator: NodeEstimator, tree: IndexTree, embeddings: ItemEmbeddings, dataset: Dataset, splitSeed: UInt64,
+                training: [String: Double]) {
+        let manifest = Manifest(
+            format: Self.format, version: Self.version, config: estimator.config,
+            dataset: .init(name: dataset.name, fingerprint: Self.fingerprint(dataset), items: dataset.itemCount,
+                           users: dataset.userCount, objectives: dataset.objectives, splitSeed: splitSeed),
+            tree: .init(kind: tree.kind.rawValue, levels: tree.leafLevel + 1, nodes: tree.nodeCount),
+            training: training, checksums: [:])
+        self.init(manifest: manifest, estimator: estimator, tree: tree, embeddings: embeddings,
+                  itemIDs: dataset.itemIDs, itemTitles: dataset.itemTitles)
+    }
+
     /// A stable fingerprint of a dataset's catalogue and behaviours (not of its file bytes).
     public static func fingerprint(_ d: Dataset) -> String {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325

@@ -155,28 +155,41 @@ public struct NodeEstimator: ParameterContainer {
             // Eq. 11: r_i = (Wq e_n)·(Wk e_i)/√d — one GEMM (N × L_co).
             var r = matmul(q, ctx.kCo, transposeB: true)
             r.scale(scale)
-            let rows = parallelMap(n) { row -> (top: [Int], s: [Float], a: [Float]) in
-                let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: k) }
-                let s = top.map { r[row, $0] }
-                return (top, s, Softmax.forward(vector: s))   // Eq. 12: Co-SBS reuses the Co-GSU scores
+            let vCo = ctx.vCo
+            let rows = parallelMap(n) { row -> (top: [Int], s: [Float], a: [Float], x: [Float]) in
+                r.storage.withUnsafeBufferPointer { rb in
+                    let scores = UnsafeBufferPointer(rebasing: rb[(row * r.cols)..<((row + 1) * r.cols)])
+                    let top = TopK.indices(scores, k: k)
+                    let s = top.map { scores[$0] }
+                    let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
+                    return (top, s, a, Self.pooled(a, top, vCo))
+                }
             }
             for (row, g) in rows.enumerated() {
-                Self.pool(g.a, g.top, ctx.vCo, into: &xCo, row: row)
+                xCo.setRow(row, g.x)
                 co.positions.append(g.top); co.scores.append(g.s); co.weights.append(g.a)
             }
         }
         if config.useMMGSU && !ctx.mmItems.isEmpty {
             // MM-GSU: r_i^mm = z_n·z_i on frozen embeddings — one GEMM (N × L_mm).
             let r = matmul(zNode, ctx.zMM, transposeB: true)
-            let kMM = ctx.kMM
-            let rows = parallelMap(n) { row -> (top: [Int], raw: [Float], a: [Float]) in
-                let top = r.storage.withUnsafeBufferPointer { TopK.indices(UnsafeBufferPointer(rebasing: $0[(row * r.cols)..<((row + 1) * r.cols)]), k: k) }
-                // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
-                let s = top.map { pos in (0..<d).reduce(Float(0)) { $0 + qMM[row, $1] * kMM[pos, $1] } * scale }
-                return (top, top.map { r[row, $0] }, Softmax.forward(vector: s))
+            let kMM = ctx.kMM, vMM = ctx.vMM
+            let rows = parallelMap(n) { row -> (top: [Int], raw: [Float], a: [Float], x: [Float]) in
+                r.storage.withUnsafeBufferPointer { rb in
+                    let scores = UnsafeBufferPointer(rebasing: rb[(row * r.cols)..<((row + 1) * r.cols)])
+                    let top = TopK.indices(scores, k: k)
+                    // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
+                    let s = qMM.storage.withUnsafeBufferPointer { qb in
+                        kMM.storage.withUnsafeBufferPointer { kb in
+                            top.map { pos in Self.dot(qb.baseAddress! + row * d, kb.baseAddress! + pos * d, d) * scale }
+                        }
+                    }
+                    let a = Softmax.forward(vector: s)
+                    return (top, top.map { scores[$0] }, a, Self.pooled(a, top, vMM))
+                }
             }
             for (row, g) in rows.enumerated() {
-                Self.pool(g.a, g.top, ctx.vMM, into: &xMM, row: row)
+                xMM.setRow(row, g.x)
                 mm.positions.append(g.top); mm.scores.append(g.raw); mm.weights.append(g.a)
             }
         }
@@ -241,10 +254,25 @@ public struct NodeEstimator: ParameterContainer {
         }
     }
 
-    /// x[row] += Σ_k a_k · V[top_k] (the ESU's attention pooling, Eq. 12 and 14).
-    static func pool(_ a: [Float], _ top: [Int], _ values: Matrix, into x: inout Matrix, row: Int) {
+    /// Σ_k a_k · V[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node.
+    static func pooled(_ a: [Float], _ top: [Int], _ values: Matrix) -> [Float] {
         let d = values.cols
-        for (k, pos) in top.enumerated() { for j in 0..<d { x[row, j] += a[k] * values[pos, j] } }
+        var out = [Float](repeating: 0, count: d)
+        values.storage.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                for (k, pos) in top.enumerated() {
+                    let w = a[k], base = v.baseAddress! + pos * d
+                    for j in 0..<d { o[j] += w * base[j] }
+                }
+            }
+        }
+        return out
+    }
+
+    @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var s: Float = 0
+        for i in 0..<n { s += a[i] * b[i] }
+        return s
     }
 
     /// Backward of attention over each node's selected positions with scores s_k = q·K[top_k]·scale,
