@@ -147,24 +147,38 @@ public struct GSUComparison: Equatable, Sendable, Codable {
     public var overlap: Double
 }
 
-extension UserTrace {
-    public func comparison(level: Int, candidate: CandidateRow) -> GSUComparison {
-        let t = result.levels[level - 1]
-        let i = candidate.traceIndex
-        func entries(_ g: NodeEstimator.GSUResult, items: [Int32], start: Int) -> [GSUEntry] {
+extension GSUComparison {
+    /// Both GSUs' selections for the `i`-th node of a forward pass, with positions in the user's history.
+    init(level: Int, node: Int, co coGSU: NodeEstimator.GSUResult, mm mmGSU: NodeEstimator.GSUResult, index i: Int,
+         coItems: [Int32], mmItems: [Int32], historyLength: Int) {
+        func entries(_ g: NodeEstimator.GSUResult, items: [Int32]) -> [GSUEntry] {
             guard i < g.positions.count else { return [] }
+            let start = historyLength - items.count
             return g.positions[i].enumerated().map { r, pos in
                 GSUEntry(rank: r + 1, position: start + pos, item: items[pos], score: g.scores[i][r], weight: g.weights[i][r], inBoth: false)
             }
         }
-        var co = entries(t.coGSU, items: coItems, start: coStart)
-        var mm = entries(t.mmGSU, items: mmItems, start: mmStart)
+        var co = entries(coGSU, items: coItems)
+        var mm = entries(mmGSU, items: mmItems)
         let shared = Set(co.map(\.item)).intersection(mm.map(\.item))
         for k in co.indices { co[k].inBoth = shared.contains(co[k].item) }
         for k in mm.indices { mm[k].inBoth = shared.contains(mm[k].item) }
         let denominator = min(co.count, mm.count)
-        return GSUComparison(level: level, node: candidate.node, co: co, mm: mm,
-                             overlap: denominator == 0 ? 0 : Double(shared.count) / Double(denominator))
+        self.init(level: level, node: node, co: co, mm: mm, overlap: denominator == 0 ? 0 : Double(shared.count) / Double(denominator))
+    }
+}
+
+/// Fig. 7 for an item the analyst chose: each GSU's selection with the item's leaf node as the query.
+public struct CaseQuery: Equatable, Sendable {
+    public var item: Int32
+    public var comparison: GSUComparison
+}
+
+extension UserTrace {
+    public func comparison(level: Int, candidate: CandidateRow) -> GSUComparison {
+        let t = result.levels[level - 1]
+        return GSUComparison(level: level, node: candidate.node, co: t.coGSU, mm: t.mmGSU, index: candidate.traceIndex,
+                             coItems: coItems, mmItems: mmItems, historyLength: historyLength)
     }
 
     /// Mean GSU overlap over the level's kept nodes.
@@ -303,6 +317,18 @@ public final class ExplorerModel: @unchecked Sendable {
         return UserTrace(user: user, historyLength: items.count, targets: targets, levels: levels, retrieved: retrieved,
                          recall: targets.isEmpty ? nil : RetrievalMetrics.recall(retrieved: r.items, targets: targets),
                          result: r, coItems: ctx.coItems, mmItems: ctx.mmItems, seconds: Date().timeIntervalSince(t0), beamSize: beamSize)
+    }
+
+    /// Both GSUs for one user with a chosen item's leaf node as the query (the estimator's own forward pass).
+    public func caseQuery(row: Int, item: Int32) -> CaseQuery {
+        let user = users[row]
+        let items = Array(dataset.behaviourItems[history(of: user.index)])
+        let est = bundle.estimator
+        let ctx = est.context(history: items[...])
+        let leaf = Int(est.itemLeafNode[Int(item)])
+        let f = est.forward(ctx, nodes: [leaf])
+        return CaseQuery(item: item, comparison: GSUComparison(level: catalog.leafLevel, node: leaf, co: f.co, mm: f.mm, index: 0,
+                                                               coItems: ctx.coItems, mmItems: ctx.mmItems, historyLength: items.count))
     }
 
     /// Evaluation users the aggregates use: test users with at least one target, in id order.

@@ -1,6 +1,7 @@
 /// Work the driver does for the state (off the UI thread), reporting back with events.
 public enum Command: Equatable, Sendable {
     case loadUser(Int)
+    case caseQuery(row: Int, item: Int32)
     case computeAggregates
     case export
 }
@@ -23,6 +24,7 @@ public enum Event: Sendable {
     case resized(width: Int, height: Int)
     case tick
     case userLoaded(UserTrace)
+    case caseReady(row: Int, CaseQuery)
     case aggregatesProgress(done: Int, total: Int)
     case aggregatesReady(Aggregates)
     case exported(String)
@@ -42,6 +44,10 @@ public struct ExplorerState: Sendable {
     public var userCursor = 0
     /// The search line's text while searching (`/`), nil otherwise.
     public var search: String?
+    /// The item prompt's text while choosing a case-study item (`i`), nil otherwise.
+    public var itemInput: String?
+    /// The case study's chosen query item (nil: the selected node is the query).
+    public var caseQuery: CaseQuery?
     public var trace: UserTrace?
     public var loadingUser: Int?
     public var level = 1
@@ -117,6 +123,7 @@ public func reduce(_ state: ExplorerState, _ event: Event) -> ExplorerState {
         let previousNode = s.selectedCandidate?.node
         s.trace = t
         s.loadingUser = nil
+        s.caseQuery = nil
         var node = previousNode
         if let r = s.restore {
             s.level = r.level
@@ -126,6 +133,8 @@ public func reduce(_ state: ExplorerState, _ event: Event) -> ExplorerState {
         s.level = min(max(1, s.level), max(1, t.levels.count))
         s.candidateCursor = node.flatMap { n in s.currentLevel?.candidates.firstIndex { $0.node == n } } ?? 0
         s.gsuCursor = 0
+    case .caseReady(let row, let q):
+        if s.trace?.user.index == s.users[row].index { s.caseQuery = q }
     case .aggregatesProgress(let done, let total):
         s.aggregates = .running(done: done, total: total)
     case .aggregatesReady(let a):
@@ -161,6 +170,24 @@ private func handleKey(_ s: inout ExplorerState, _ key: Key) {
         if let t = s.search, let row = findUser(s, t) { s.userCursor = row }
         return
     }
+    if let text = s.itemInput {
+        switch key {
+        case .escape: s.itemInput = nil
+        case .enter:
+            s.itemInput = nil
+            if text.isEmpty {
+                s.caseQuery = nil
+            } else if let item = findItem(s.catalog, text), s.trace != nil {
+                s.pending.append(.caseQuery(row: s.userCursor, item: Int32(item)))
+            } else {
+                s.message = "no item id or title matches '\(text)'"
+            }
+        case .backspace: s.itemInput = String(text.dropLast())
+        case .char(let c): s.itemInput = text + String(c)
+        default: break
+        }
+        return
+    }
     if s.showHelp {
         switch key {
         case .char("?"), .escape: s.showHelp = false
@@ -174,6 +201,11 @@ private func handleKey(_ s: inout ExplorerState, _ key: Key) {
         return
     }
     perform(&s, action)
+}
+
+/// An item by exact id, else the first whose title contains the text (case-insensitive).
+func findItem(_ c: Catalog, _ text: String) -> Int? {
+    c.itemIDs.firstIndex(of: text) ?? c.itemTitles.firstIndex { $0.localizedCaseInsensitiveContains(text) }
 }
 
 func findUser(_ s: ExplorerState, _ text: String) -> Int? {
@@ -211,6 +243,8 @@ private func perform(_ s: inout ExplorerState, _ action: Action) {
         }
     case .show(let v): show(&s, v)
     case .search: s.search = ""
+    case .chooseItem:
+        if s.trace == nil { s.message = "open a user first" } else { s.itemInput = "" }
     case .nextUser:
         guard s.userCursor + 1 < s.users.count else { s.message = "this is the last user"; return }
         s.userCursor += 1

@@ -54,7 +54,7 @@ public enum Action: Hashable, Sendable {
     case levelBack, levelForward
     case open, back
     case show(View)
-    case search
+    case search, chooseItem
     case nextUser, previousUser
     case export
 }
@@ -97,6 +97,7 @@ public enum KeyTable {
         KeyBinding(keys: [.enter], action: .open, hint: "open", help: "Open the user / node's GSUs", views: [.users, .beam]),
         KeyBinding(keys: [.escape, .backspace], action: .back, hint: nil, help: "Back to the previous view", views: [.beam, .gsu, .heatmap, .histogram, .caseStudy]),
         KeyBinding(keys: [.char("/")], action: .search, hint: "search", help: "Find a user by id", views: [.users]),
+        KeyBinding(keys: [.char("i")], action: .chooseItem, hint: "item", help: "Case study: choose an item", views: [.caseStudy]),
         KeyBinding(keys: [.char("]"), .char("n")], action: .nextUser, hint: "user", help: "Next user", views: [.beam, .gsu, .caseStudy]),
         KeyBinding(keys: [.char("["), .char("p")], action: .previousUser, hint: nil, help: "Previous user", views: [.beam, .gsu, .caseStudy]),
         KeyBinding(keys: [.char("e")], action: .export, hint: "export", help: "Export snapshot: JSON, MD, SVG", views: [.beam, .gsu, .heatmap, .histogram, .caseStudy]),

@@ -76,6 +76,10 @@ private func statusLine(_ screen: inout Screen, _ s: ExplorerState) {
         screen.put(" /\(text)▏  Enter jump · Esc cancel", x: 0, y: y, style: .status)
         return
     }
+    if let text = s.itemInput {
+        screen.put(" item id or title: \(text)▏  Enter use · empty Enter back to the node · Esc cancel", x: 0, y: y, style: .status)
+        return
+    }
     if let m = s.message {
         screen.put(" " + m, x: 0, y: y, style: .warning)
         return
@@ -395,9 +399,12 @@ private func histogramView(_ screen: inout Screen, _ body: Body, _ s: ExplorerSt
 
 private func caseView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) {
     if placeholder(&screen, body, s) { return }
-    guard let t = s.trace, let c = s.selectedCandidate, let cmp = s.comparison else { return }
+    guard let t = s.trace, let c = s.selectedCandidate, var cmp = s.comparison else { return }
     let query: String
-    if let item = s.catalog.item(ofLeaf: c.node) {
+    if let chosen = s.caseQuery {
+        cmp = chosen.comparison
+        query = "Query item (chosen): \(s.catalog.itemTitles[Int(chosen.item)]) [item \(s.catalog.itemIDs[Int(chosen.item)])] · i to change, i Enter for the node"
+    } else if let item = s.catalog.item(ofLeaf: c.node) {
         query = "Query item: \(s.catalog.itemTitles[Int(item)]) [item \(s.catalog.itemIDs[Int(item)])]"
     } else {
         query = "Query node \(c.node) at level \(s.level): \(s.catalog.nodeLabels[c.node]), \(s.catalog.nodeLeaves[c.node]) items (step to the leaf level, →, for an item)"

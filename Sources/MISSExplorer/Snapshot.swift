@@ -68,6 +68,9 @@ public struct Snapshot: Codable, Equatable, Sendable {
     public var topCandidates: [Candidate]
     public var path: [Candidate]
     public var gsu: GSU?
+    /// The case study's chosen query item and both GSUs for it (absent when the node is the query).
+    public var caseItem: String?
+    public var caseStudy: GSU?
     public var retrieved: [Retrieved]
     public var recall: Double?
     public var aggregates: Aggregates?
@@ -108,6 +111,11 @@ public struct Snapshot: Codable, Equatable, Sendable {
         if let c = s.selectedCandidate, let cmp = s.comparison {
             gsu = GSU(node: c.node, label: cat.nodeLabels[c.node], overlap: cmp.overlap, userOverlap: t.meanOverlap(level: s.level),
                       co: cmp.co.map(entry), mm: cmp.mm.map(entry))
+        }
+        if let q = s.caseQuery {
+            caseItem = cat.itemIDs[Int(q.item)]
+            caseStudy = GSU(node: q.comparison.node, label: cat.itemTitles[Int(q.item)], overlap: q.comparison.overlap,
+                            userOverlap: t.meanOverlap(level: s.level), co: q.comparison.co.map(entry), mm: q.comparison.mm.map(entry))
         }
         retrieved = t.retrieved.enumerated().map { i, r in
             Retrieved(rank: i + 1, item: cat.itemIDs[Int(r.item)], title: cat.itemTitles[Int(r.item)], score: r.score, hit: r.hit)
@@ -196,6 +204,14 @@ public enum Exporter {
                 md += "| \(i + 1) | \(side(i < g.co.count ? g.co[i] : nil)) | \(side(i < g.mm.count ? g.mm[i] : nil)) |\n"
             }
             md += "\n◆ = in both top-K. score = raw relevance r_i; weight = the ESU's softmax over the top-K.\n"
+        }
+        if let c = s.caseStudy ?? s.gsu {
+            md += "\n## Case study (Fig. 7): query \(s.caseItem.map { "item \($0), " } ?? "node \(c.node), ")\(cell(c.label))\n\n"
+            md += "| # | Co-GSU top-5 | MM-GSU top-5 |\n|---|---|---|\n"
+            for i in 0..<5 {
+                let co = i < c.co.count ? cell(c.co[i].title) : "", mm = i < c.mm.count ? cell(c.mm[i].title) : ""
+                md += "| \(i + 1) | \(co) | \(mm) |\n"
+            }
         }
         md += "\n## Retrieved top-\(s.finalK)"
         md += s.recall.map { " (Recall@\(s.finalK) \(String(format: "%.3f", $0)))" } ?? ""

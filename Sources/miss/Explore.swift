@@ -142,6 +142,8 @@ final class ExplorerDriver: @unchecked Sendable {
         case .loadUser(let row):
             let (beam, k) = (state.beamSize, state.finalK)
             userQueue.async { [self] in post(.userLoaded(model.trace(row: row, beamSize: beam, finalK: k))) }
+        case .caseQuery(let row, let item):
+            userQueue.async { [self] in post(.caseReady(row: row, model.caseQuery(row: row, item: item))) }
         case .computeAggregates:
             aggregateQueue.async { [self] in
                 let a = model.aggregates { done, total in self.post(.aggregatesProgress(done: done, total: total)) }

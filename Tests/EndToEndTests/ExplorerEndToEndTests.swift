@@ -148,6 +148,33 @@ import MISSTestSupport
         #expect(old.status == 2 && (old.stderr.contains("not a terminal") || old.stderr.contains("version 0")))
     }
 
+    /// The explorer's export on a bundle trained (briefly) on the real ml-latest-small, read in place.
+    @Test func exportWorksOnABundleTrainedOnMovieLens() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let ml = repo.deletingLastPathComponent().appendingPathComponent("shared/datasets/ml-latest-small").path
+        let dir = Self.world.dir.appendingPathComponent("ml")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let data = dir.appendingPathComponent("ml.missdata").path, emb = dir.appendingPathComponent("ml.missemb").path
+        let tree = dir.appendingPathComponent("ml.misstree").path, bundle = dir.appendingPathComponent("ml.bundle").path
+        for args in [["import", "movielens", ml, "--out", data],
+                     ["embed", "--data", data, "--out", emb, "--steps", "30", "--eval-pairs", "100", "--text-encoder", "hashed"],
+                     ["build-tree", "--data", data, "--embeddings", emb, "--out", tree],
+                     ["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--steps", "5",
+                      "--co-length", "200", "--mm-length", "400", "--top-k", "10", "--id-dim", "8", "--batch", "4", "--eval-every", "0"]] {
+            let r = try MissBinary.run(args)
+            #expect(r.status == 0, "\(args[0]): \(r.stderr)")
+        }
+        let out = dir.appendingPathComponent("case").path
+        let r = try MissBinary.run(["export", "--bundle", bundle, "--data", data, "--user", "1", "--level", "4", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let snap = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/snapshot.json"))) as! [String: Any]
+        #expect(snap["dataset"] as? String == "ml-latest-small" && snap["user"] as? String == "1")
+        let titles = ((snap["gsu"] as! [String: Any])["mm"] as! [[String: Any]]).compactMap { $0["title"] as? String }
+        #expect(titles.count == 10 && titles.allSatisfy { $0.contains("(") }, "MovieLens titles carry the year: \(titles)")
+        let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        #expect(md.contains("## Co-GSU vs MM-GSU") && md.contains("## Case study (Fig. 7)"))
+    }
+
     @Test func exportWritesTheSnapshotWithoutATerminal() throws {
         let w = Self.world
         let out = w.dir.appendingPathComponent("export-\(UInt32.random(in: 0 ... .max))").path

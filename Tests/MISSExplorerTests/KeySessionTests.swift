@@ -60,6 +60,7 @@ import MISSExplorer
                 case .nextUser: #expect(t.userCursor == s.userCursor + 1 && t.pending == [.loadUser(s.userCursor + 1)], "\(what)")
                 case .previousUser: #expect(t.userCursor == s.userCursor - 1 && t.pending == [.loadUser(s.userCursor - 1)], "\(what)")
                 case .export: #expect(t.pending == [.export], "\(what)")
+                case .chooseItem: #expect(t.itemInput == "", "\(what)")
                 }
             }
         }
@@ -94,6 +95,34 @@ import MISSExplorer
         // Enter on a user opens its beam search.
         s = press(s, .escape, .enter)
         #expect(s.view == .beam && s.pending.last == .loadUser(s.userCursor))
+    }
+
+    @Test func aChosenCaseItemIsScoredByTheEstimatorLikeTheSameLeafInTheTrace() {
+        var s = Fixture.state(width: 120, height: 40, view: .caseStudy)
+        s.level = s.levelCount
+        s.candidateCursor = 0
+        let leaf = s.selectedCandidate!
+        let item = s.catalog.item(ofLeaf: leaf.node)!
+        s = press(s, .char("i"))
+        for c in s.catalog.itemIDs[Int(item)] { s = press(s, .char(c)) }
+        s = press(s, .enter)
+        #expect(s.pending.last == .caseQuery(row: s.userCursor, item: item))
+        let q = Fixture.model.caseQuery(row: s.userCursor, item: item)
+        // The chosen item's leaf is a candidate of the traced leaf level: the same GSU selections up to rounding
+        // (a one-row GEMM and the level's batched GEMM round differently, which can reorder a repeated item's ties).
+        let traced = s.trace!.comparison(level: s.levelCount, candidate: leaf)
+        for (mine, theirs) in [(q.comparison.co, traced.co), (q.comparison.mm, traced.mm)] {
+            #expect(Set(mine.map(\.item)) == Set(theirs.map(\.item)))
+            for (a, b) in zip(mine.map(\.score), theirs.map(\.score)) { #expect(abs(a - b) < 1e-5) }
+        }
+        s = reduce(s, .caseReady(row: s.userCursor, q))
+        #expect(render(s).text.contains("Query item (chosen): \(s.catalog.itemTitles[Int(item)])"))
+        #expect(Snapshot(state: s, bundle: "b", data: "d")!.caseItem == s.catalog.itemIDs[Int(item)])
+        // A title fragment works too; an unknown one says so; an empty Enter returns to the node.
+        s = press(s, .char("i"), .char("z"), .char("q"), .char("x"), .char("w"), .enter)
+        #expect(s.message == "no item id or title matches 'zqxw'")
+        s = press(s, .char("i"), .enter)
+        #expect(s.caseQuery == nil)
     }
 
     @Test func helpIsModalAndQuitAlwaysWorks() {
