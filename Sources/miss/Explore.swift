@@ -94,14 +94,15 @@ struct Explore: ParsableCommand {
 
     func run() throws {
         try runReportingInputErrors {
-            guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
-                throw InputError(file: "(terminal)", problem: "standard input and output are not a terminal",
-                                 fix: "Run `miss explore` in a terminal, or use `miss export` to write the same views to files")
-            }
+            // Inputs first (snapshot, bundle, data, user), so that their errors are reported even without a terminal.
             let snap = try snapshot.map { try Snapshot.load(from: URL(fileURLWithPath: $0)) }
             let model = try location.open(snapshot: snap)
             let userID = user ?? snap?.user
             let row = try userID.map { try model.row(ofUser: $0) } ?? model.firstEvaluationUser
+            guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
+                throw InputError(file: "(terminal)", problem: "standard input and output are not a terminal",
+                                 fix: "Run `miss explore` in a terminal, or use `miss export` to write the same views to files")
+            }
             let noColorEnv = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
             var state = ExplorerState.initial(catalog: model.catalog, users: model.users, colorMode: .mono, row: row,
                                               view: snap.flatMap { View(rawValue: $0.view) } ?? .beam, beamSize: beam, finalK: k)

@@ -56,6 +56,9 @@ import MISSTestSupport
 
         func screen() throws -> String { try run(["capture-pane", "-p", "-t", session]).stdout }
 
+        /// The pane with its colour escapes (capture-pane -e).
+        func styledScreen() throws -> String { try run(["capture-pane", "-p", "-e", "-t", session]).stdout }
+
         /// Polls the pane until it shows `text` (the explorer works in the background), up to `seconds`.
         func waitFor(_ text: String, seconds: Double = 60) throws -> String {
             let end = Date().addingTimeInterval(seconds)
@@ -77,10 +80,13 @@ import MISSTestSupport
         let tmux = Tmux()
         let exit = w.dir.appendingPathComponent("exit-\(tmux.socket)").path
         let exportDir = w.dir.appendingPathComponent("exports-\(tmux.socket)").path
-        let cmd = "cd \(w.dir.path) && TERM=xterm-256color \(MissBinary.url.path) explore --bundle \(w.bundle) --data \(w.data) --export-dir \(exportDir); echo $? > \(exit); sleep 30"
+        // swift test runs with NO_COLOR=1 (inherited by tmux): unset it here, the other test sets it on purpose.
+        let cmd = "cd \(w.dir.path) && env -u NO_COLOR TERM=xterm-256color \(MissBinary.url.path) explore --bundle \(w.bundle) --data \(w.data) --export-dir \(exportDir); echo $? > \(exit); sleep 30"
         try tmux.start(cmd, width: 100, height: 30)
         var s = try tmux.waitFor("Level 1 of")
         #expect(s.contains("MISS Explorer"))
+        let styled = try tmux.styledScreen()
+        #expect(styled.contains("38;5;"), "256 colours under TERM=xterm-256color: \(styled.prefix(300).debugDescription)")
         #expect(s.contains("1-6 views"), "the bottom line lists the keys")
         try tmux.keys("l")
         s = try tmux.waitFor("Level 2 of")
@@ -121,10 +127,12 @@ import MISSTestSupport
         let w = Self.world
         let tmux = Tmux()
         let exit = w.dir.appendingPathComponent("exit-\(tmux.socket)").path
-        try tmux.start("TERM=xterm-256color \(MissBinary.url.path) explore --bundle \(w.bundle) --data \(w.data) --no-color; echo $? > \(exit); stty -a | head -1 >> \(exit); sleep 30",
+        try tmux.start("env NO_COLOR=1 TERM=xterm-256color \(MissBinary.url.path) explore --bundle \(w.bundle) --data \(w.data) --beam 99; echo $? > \(exit); sleep 30",
                        width: 90, height: 26)
         _ = try tmux.waitFor("Level 1 of")
-        _ = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["pkill", "-TERM", "-f", "explore --bundle \(w.bundle) --data \(w.data) --no-color"])
+        let styled = try tmux.styledScreen()
+        #expect(!styled.contains("38;5;") && !styled.contains("48;5;"), "NO_COLOR: no colours, only attributes")
+        _ = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["pkill", "-TERM", "-f", "explore --bundle \(w.bundle) --data \(w.data) --beam 99"])
         let end = Date().addingTimeInterval(20)
         while !FileManager.default.fileExists(atPath: exit) && Date() < end { usleep(100_000) }
         usleep(300_000)
@@ -145,7 +153,11 @@ import MISSTestSupport
         let snapshot = w.dir.appendingPathComponent("old.json").path
         try Data(#"{"format":"miss-explorer-snapshot","version":0}"#.utf8).write(to: URL(fileURLWithPath: snapshot))
         let old = try MissBinary.run(["explore", "--snapshot", snapshot])
-        #expect(old.status == 2 && (old.stderr.contains("not a terminal") || old.stderr.contains("version 0")))
+        #expect(old.status == 2 && old.stderr.contains("old.json, version: snapshot version 0 is not the supported version 1"), "\(old.stderr)")
+        let nobody = try MissBinary.run(["explore", "--bundle", w.bundle, "--data", w.data, "--user", "nobody"])
+        #expect(nobody.status == 2 && nobody.stderr.contains("user 'nobody': no such user"), "\(nobody.stderr)")
+        let noColorEnv = try MissBinary.run(["explore", "--bundle", w.bundle, "--data", w.data], environment: ["NO_COLOR": "1", "PATH": "/usr/bin:/bin"])
+        #expect(noColorEnv.status == 2 && noColorEnv.stderr.contains("not a terminal"))
     }
 
     /// The explorer's export on a bundle trained (briefly) on the real ml-latest-small, read in place.
