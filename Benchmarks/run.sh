@@ -4,4 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product miss
-.build/release/miss bench gemm "$@"
+B=.build/release/miss
+$B bench gemm
+$B bench topk
+$B bench topk --length 2000
+$B bench tree
+$B bench beam --mm-length 2000
+$B bench beam --mm-length 4000
+$B bench explore   # SampleData's bundle (trained on first use)
