@@ -128,19 +128,33 @@ public enum TopK {
             for initial in start == -.infinity ? [start] : [start, -.infinity] {
                 var threshold = initial
                 var count = 0
-                for i in 0..<n {
-                    let s = p[i]
-                    if s > threshold || (threshold == -.infinity && s == -.infinity) {
-                        keys[count] = Self.key(s, i)
-                        count += 1
-                        if count == capacity {
-                            // Cut: the k best keys to the front (quickselect); the threshold becomes the k-th score.
-                            threshold = Self.score(kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k))
-                            count = k
+                var i = 0
+                while i < n {
+                    let end = min(n, i + 16)
+                    // A branch-free test of the block (vectorizable): most blocks hold nothing above the threshold.
+                    if end - i == 16 && threshold != -.infinity {
+                        var flag: UInt8 = 0
+                        for j in i..<end {
+                            let x = p[j]
+                            flag |= (x > threshold ? 1 : 0) | (x != x ? 1 : 0)
                         }
-                    } else if s != s {
-                        return nil
+                        if flag == 0 { i = end; continue }
                     }
+                    for j in i..<end {
+                        let s = p[j]
+                        if s > threshold || (threshold == -.infinity && s == -.infinity) {
+                            keys[count] = Self.key(s, j)
+                            count += 1
+                            if count == capacity {
+                                // Cut: the k best keys to the front (quickselect); the threshold becomes the k-th score.
+                                threshold = Self.score(kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k))
+                                count = k
+                            }
+                        } else if s != s {
+                            return nil
+                        }
+                    }
+                    i = end
                 }
                 guard count >= k || initial == -.infinity else { continue }
                 let best = UnsafeMutableBufferPointer(start: keys, count: count)
