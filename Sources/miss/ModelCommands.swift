@@ -97,12 +97,13 @@ struct BuildTree: ParsableCommand {
         commandName: "build-tree",
         abstract: "Build the index tree by recursive balanced 2-means over item embeddings (Eq. 3).")
 
-    enum Source: String, ExpressibleByArgument, CaseIterable { case mm, content }
+    enum Source: String, ExpressibleByArgument, CaseIterable { case mm, content, id }
     enum Kind: String, ExpressibleByArgument, CaseIterable { case multimodal, random }
 
     @Option(help: "Dataset file (.missdata).") var data: String
     @Option(help: "Embeddings file from `miss embed`.") var embeddings: String
-    @Option(help: "Which embeddings to cluster: mm (aligned, MISS) or content (raw).") var source: Source = .mm
+    @Option(help: "Which embeddings to cluster: mm (aligned, MISS), content (raw), or id (the learned item ID embeddings of --bundle: TDM and the \"w/o MM tree\" ablation; node embeddings stay multi-modal means).") var source: Source = .mm
+    @Option(help: "With --source id: the trained bundle whose item ID embeddings are clustered.") var bundle: String?
     @Option(help: "multimodal (2-means) or random (a baseline).") var kind: Kind = .multimodal
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Output tree file.") var out: String
@@ -111,18 +112,29 @@ struct BuildTree: ParsableCommand {
         try runReportingInputErrors {
             let dataset = try loadDataset(data)
             let e = try ItemEmbeddings.load(from: URL(fileURLWithPath: embeddings), expectedItems: dataset.itemCount)
-            let x = source == .mm ? e.multimodal : e.content
+            let x: Matrix
+            switch source {
+            case .mm: x = e.multimodal
+            case .content: x = e.content
+            case .id:
+                guard let bundle else { throw ValidationError("--source id needs --bundle: the trained bundle whose item ID embeddings to cluster") }
+                let b = try ModelBundle.load(from: URL(fileURLWithPath: bundle), dataset: dataset)
+                x = b.estimator.nodeEmbedding.table.value.gatherRows(b.estimator.itemLeafNode.map(Int.init))
+            }
             var options = IndexTree.BuildOptions()
             options.seed = seed
             let t0 = Date()
             let bar = ProgressBar("tree", total: 1, unit: "levels")
-            let tree = IndexTree.build(embeddings: x, kind: kind == .random ? .random : .multimodal, options: options) { h, total in
+            var tree = IndexTree.build(embeddings: x, kind: kind == .random ? .random : source == .id ? .idEmbedding : .multimodal,
+                                       options: options) { h, total in
                 bar.update(h)
             }
             bar.finish()
+            // Node embeddings (z_n for MM-GSU) are always the multi-modal means, whatever shaped the tree.
+            if source != .mm { tree = tree.withNodeEmbeddings(from: e.multimodal) }
             let url = URL(fileURLWithPath: out)
             try tree.write(to: url)
-            print("wrote \(url.path) (\(fileSize(url))): \(tree.itemCount) leaves, \(tree.leafLevel + 1) levels, \(tree.nodeCount) nodes, \(x.cols)-d \(source.rawValue) embeddings, built in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
+            print("wrote \(url.path) (\(fileSize(url))): \(tree.itemCount) leaves, \(tree.leafLevel + 1) levels, \(tree.nodeCount) nodes, structure from \(x.cols)-d \(source.rawValue) embeddings, built in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
         }
     }
 }

@@ -23,6 +23,9 @@ struct Train: ParsableCommand {
     @Option(help: "MM-GSU sequence length L_mm.") var mmLength = 4000
     @Option(help: "Top-K of each GSU.") var topK = 50
     @Option(help: "MMoE experts.") var experts = 4
+    @Option(help: "Objectives to train (the dataset's first N; 1 = single objective, as TDM). Default: all.") var objectives: Int?
+    @Flag(help: "Ablation \"w/o Co-GSU\": no Co-GSU/Co-SBS representation.") var noCoGsu = false
+    @Flag(help: "Ablation \"w/o MM-GSU\" (and TDM): no MM-GSU/MM-SBS representation.") var noMmGsu = false
     @Option(help: "Validate (H@hRecall and Recall@K on validation users) and checkpoint every N steps; 0 = never.") var evalEvery = 100
     @Option(help: "Stop after this many validations without improvement; 0 = never stop early.") var patience = 4
     @Option(help: "Validation users per validation (the first N of the split's validation users).") var validationUsers = 60
@@ -53,6 +56,14 @@ struct Train: ParsableCommand {
             var config = EstimatorConfig()
             config.idDim = idDim; config.coLength = coLength; config.mmLength = mmLength; config.topK = topK
             config.experts = experts; config.objectives = dataset.objectives.count
+            if let objectives {
+                guard objectives >= 1 && objectives <= dataset.objectives.count else {
+                    throw InputError(file: data, location: "--objectives \(objectives)", problem: "the dataset has \(dataset.objectives.count) objectives (\(dataset.objectives.joined(separator: ", ")))",
+                                     fix: "Pass 1…\(dataset.objectives.count)")
+                }
+                config.objectives = objectives
+            }
+            config.useCoGSU = !noCoGsu; config.useMMGSU = !noMmGsu
             let estimator = NodeEstimator(config: config, tree: indexTree, itemMM: emb.multimodal, seed: seed)
             let split = EvaluationSplit(dataset: dataset, seed: splitSeed)
             var tc = LevelwiseTrainer.Config()

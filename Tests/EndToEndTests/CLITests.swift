@@ -100,6 +100,21 @@ enum MissBinary {
         #expect(!FileManager.default.fileExists(atPath: validated + ".checkpoint"))
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: validated + "/manifest.json"))) as! [String: Any]
         #expect((manifest["training"] as! [String: Double])["best_step"] != nil)
+        // TDM-style: a tree shaped by the bundle's learned item ID embeddings, one GSU, one objective.
+        let idTree = dir.appendingPathComponent("id.misstree").path
+        let it = try MissBinary.run(["build-tree", "--data", data, "--embeddings", emb, "--source", "id", "--bundle", bundle, "--out", idTree])
+        #expect(it.status == 0 && it.stdout.contains("structure from 8-d id embeddings"), "\(it.stdout)\(it.stderr)")
+        let tdm = try MissBinary.run(["train", "--data", data, "--embeddings", emb, "--tree", idTree, "--out", dir.appendingPathComponent("tdm").path,
+                                      "--steps", "3", "--co-length", "100", "--mm-length", "100", "--top-k", "10", "--id-dim", "8", "--batch", "4",
+                                      "--no-mm-gsu", "--objectives", "1", "--eval-every", "0"])
+        #expect(tdm.status == 0, "\(tdm.stderr)")
+        let tdmManifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.appendingPathComponent("tdm/manifest.json").path))) as! [String: Any]
+        let tdmConfig = tdmManifest["config"] as! [String: Any]
+        #expect(tdmConfig["useMMGSU"] as? Bool == false && tdmConfig["objectives"] as? Int == 1)
+        #expect((tdmManifest["tree"] as! [String: Any])["kind"] as? String == "id-embedding")
+        let badObjectives = try MissBinary.run(["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", dir.appendingPathComponent("x").path,
+                                                "--objectives", "7"])
+        #expect(badObjectives.status == 2 && badObjectives.stderr.contains("--objectives 7"))
         let re = try MissBinary.run(["retrieve", "--bundle", bundle, "--data", data, "--user", "u1", "--k", "5", "--beam", "20"])
         #expect(re.status == 0 && re.stdout.contains("user u1"), "\(re.stderr)")
         let unknown = try MissBinary.run(["retrieve", "--bundle", bundle, "--data", data, "--user", "nobody"])

@@ -119,4 +119,21 @@ func blobs(clusters: Int, perCluster: Int, dim: Int = 8, seed: UInt64 = 1) -> (M
         broken.leafItems[0] = broken.leafItems[1]
         #expect(inputError { try broken.validate(source: "b") }?.location == "leaf_items")
     }
+
+    @Test func nodeEmbeddingsFromOtherItemVectorsAreTheMeansOfTheirItems() {
+        // Structure from one set of vectors, node embeddings from another (an ID-embedding tree keeps MM z_n).
+        var rng = Xoshiro256StarStar(seed: 8)
+        let shape = Matrix.randomNormal(37, 4, using: &rng)
+        let mm = Matrix.randomNormal(37, 3, using: &rng)
+        let tree = IndexTree.build(embeddings: shape, kind: .idEmbedding).withNodeEmbeddings(from: mm)
+        #expect(tree.dim == 3 && tree.kind == .idEmbedding)
+        for node in [0, 1, 2, tree.levelStarts[3], tree.nodeCount - 1] {
+            let items = tree.items(under: node)
+            for j in 0..<3 {
+                let mean = items.reduce(0.0) { $0 + Double(mm[Int($1), j]) } / Double(items.count)
+                #expect(abs(Double(tree.nodeEmbeddings[node, j]) - mean) < 1e-5)
+            }
+        }
+        #expect(tree.leafItems == IndexTree.build(embeddings: shape, kind: .idEmbedding).leafItems)
+    }
 }

@@ -49,10 +49,11 @@ public struct LevelwiseTrainer {
     }
 
     /// Nodes and labels (N, T) of an instance.
-    public func samples(_ inst: Instance, negatives: Int, _ rng: inout Xoshiro256StarStar) -> (nodes: [Int], labels: Matrix) {
+    /// `objectives`: label the first t objectives (all by default; 1 for a single-objective model such as TDM).
+    public func samples(_ inst: Instance, negatives: Int, objectives: Int? = nil, _ rng: inout Xoshiro256StarStar) -> (nodes: [Int], labels: Matrix) {
         var nodes: [Int] = []
         var labels: [Float] = []
-        let t = dataset.objectives.count
+        let t = min(objectives ?? dataset.objectives.count, dataset.objectives.count)
         for b in inst.targets {
             let item = Int(dataset.behaviourItems[b])
             let leaf = tree.leafNode(position: Int(leafPositions[item]))
@@ -95,7 +96,7 @@ public struct LevelwiseTrainer {
             var loss = 0.0, count = 0
             for _ in 0..<config.instancesPerBatch {
                 guard let inst = instance(&rng, config: config) else { continue }
-                let (nodes, labels) = samples(inst, negatives: config.negativesPerLevel, &rng)
+                let (nodes, labels) = samples(inst, negatives: config.negativesPerLevel, objectives: estimator.config.objectives, &rng)
                 let history = dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut]
                 let ctx = estimator.context(history: history)
                 let f = estimator.forward(ctx, nodes: nodes)

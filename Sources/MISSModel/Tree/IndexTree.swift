@@ -85,4 +85,27 @@ public struct IndexTree: Sendable {
         }
         return out
     }
+
+    /// The same structure with every node's embedding the mean of its items' rows of `items` (Eq. 3). A tree
+    /// whose structure comes from learned ID embeddings (TDM, "w/o MM tree") keeps multi-modal node
+    /// embeddings this way, so that MM-GSU's z_n stays multi-modal.
+    public func withNodeEmbeddings(from items: Matrix) -> IndexTree {
+        precondition(items.rows == itemCount, "withNodeEmbeddings: \(items.rows) rows for \(itemCount) items")
+        let d = items.cols
+        var e = Matrix(rows: nodeCount, cols: d)
+        // Leaves first, then each inner node as the leaf-weighted mean of its children.
+        for (p, item) in leafItems.enumerated() { e.setRow(leafNode(position: p), items.row(Int(item))) }
+        for node in stride(from: levelStarts[leafLevel] - 1, through: 0, by: -1) {
+            let total = Float(leafCount(under: node))
+            var acc = [Float](repeating: 0, count: d)
+            for c in children(of: node) {
+                let w = Float(leafCount(under: c)) / total
+                for (j, v) in e.row(c).enumerated() { acc[j] += w * v }
+            }
+            e.setRow(node, acc)
+        }
+        var t = self
+        t.nodeEmbeddings = e
+        return t
+    }
 }
