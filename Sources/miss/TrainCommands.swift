@@ -64,77 +64,40 @@ struct Train: ParsableCommand {
                 config.objectives = objectives
             }
             config.useCoGSU = !noCoGsu; config.useMMGSU = !noMmGsu
-            let estimator = NodeEstimator(config: config, tree: indexTree, itemMM: emb.multimodal, seed: seed)
             let split = EvaluationSplit(dataset: dataset, seed: splitSeed)
-            var tc = LevelwiseTrainer.Config()
-            tc.steps = steps; tc.instancesPerBatch = batch; tc.negativesPerLevel = negatives
-            tc.learningRate = learningRate; tc.seed = seed
+            var options = ModelTraining.Options()
+            options.config = config
+            options.trainer.steps = steps; options.trainer.instancesPerBatch = batch; options.trainer.negativesPerLevel = negatives
+            options.trainer.learningRate = learningRate; options.trainer.seed = seed
+            options.evalEvery = evalEvery; options.patience = patience
+            options.validationUsers = validationUsers; options.validationK = validationK
             let bar = ProgressBar("train", total: steps, unit: "steps")
-            var samples = 0
-            var lastLoss = 0.0
-            var trainSeconds = 0.0, validationSeconds = 0.0
-            let trainStart = Date()
             let url = URL(fileURLWithPath: out)
             let checkpointURL = URL(fileURLWithPath: out + ".checkpoint")
-            let validation = Array(split.validation.filter { !EvaluationSplit.targetItems(of: $0, in: dataset).isEmpty }.prefix(validationUsers))
-            var best: (score: Double, recall: Double, step: Int, weights: [Matrix])?
-            var stale = 0, stepsRun = 0
-            var history: [String] = []
-            func bundle(step: Int, validated: Double?) -> ModelBundle {
-                var training: [String: Double] = [
-                    "steps": Double(step), "seed": Double(seed), "final_loss": lastLoss, "samples": Double(samples),
-                    "seconds": trainSeconds, "samples_per_second": Double(samples) / max(1e-9, trainSeconds)]
-                if let best {
-                    training["best_step"] = Double(best.step)
-                    training["validation_hrecall"] = best.score
-                    training["validation_recall"] = best.recall
-                }
-                if let validated { training["validated_score"] = validated }
-                return ModelBundle(estimator: estimator, tree: indexTree, embeddings: emb, dataset: dataset, splitSeed: splitSeed,
-                                   training: training)
+            func bundle(_ estimator: NodeEstimator, _ training: [String: Double]) -> ModelBundle {
+                var t = training
+                t["seed"] = Double(seed)
+                return ModelBundle(estimator: estimator, tree: indexTree, embeddings: emb, dataset: dataset, splitSeed: splitSeed, training: t)
             }
-            var lastTick = Date()
-            try LevelwiseTrainer(dataset: dataset, tree: indexTree, users: split.train).train(estimator, config: tc, progress: { r in
-                samples += r.samples
-                lastLoss = r.loss
-                trainSeconds += Date().timeIntervalSince(lastTick)
-                lastTick = Date()
-                let rate = Double(samples) / max(1e-9, trainSeconds)
+            let outcome = try ModelTraining.run(dataset: dataset, tree: indexTree, itemMM: emb.multimodal, split: split, options: options,
+                                                progress: { r, rate, best in
                 let v = best.map { String(format: ", best val H@hRecall %.3f @%d", $0.score, $0.step) } ?? ""
                 bar.update(r.step, status: String(format: "loss %.4f, %.0f samples/s", r.loss, rate) + v)
-            }, control: { r in
-                stepsRun = r.step
-                guard evalEvery > 0, !validation.isEmpty, r.step % evalEvery == 0 || r.step == steps else { return .proceed }
-                // Validation: mean H@hRecall over levels (and Recall@K) on validation users; the best weights are kept.
-                let v0 = Date()
-                let report = Evaluation.evaluate(estimator: estimator, tree: indexTree, dataset: dataset, users: validation,
-                                                 k: validationK, beamSize: validationK)
-                let score = report.hierarchicalRecall.dropFirst().reduce(0, +) / Double(max(1, report.hierarchicalRecall.count - 1))
-                history.append(String(format: "%d:%.3f", r.step, score))
-                if best == nil || score > best!.score {
-                    best = (score, report.recall, r.step, estimator.parameters.map(\.value))
-                    stale = 0
-                } else {
-                    stale += 1
-                }
+            }, checkpoint: { estimator, step, score in
                 // A checkpoint of the current weights, atomically (a crash leaves the previous one intact).
-                try bundle(step: r.step, validated: score).write(to: checkpointURL)
-                validationSeconds += Date().timeIntervalSince(v0)
-                lastTick = Date()
-                return patience > 0 && stale >= patience ? .stop : .proceed
+                try bundle(estimator, ["steps": Double(step), "validated_score": score]).write(to: checkpointURL)
             })
             bar.finish()
-            if let best {
-                for (p, w) in zip(estimator.parameters, best.weights) { p.value = w }
+            if let best = outcome.best {
                 print(String(format: "validation (%d users, mean H@hRecall@%d over levels) by step: %@; best %.4f at step %d (Recall@%d %.4f)%@",
-                             validation.count, validationK, history.joined(separator: " "), best.score, best.step, validationK, best.recall,
-                             stepsRun < steps ? "; stopped early at step \(stepsRun)" : ""))
+                             min(validationUsers, split.validation.count), validationK, outcome.history.joined(separator: " "), best.score, best.step,
+                             validationK, best.recall, outcome.stepsRun < steps ? "; stopped early at step \(outcome.stepsRun)" : ""))
             }
-            try bundle(step: stepsRun, validated: nil).write(to: url)
+            try bundle(outcome.estimator, outcome.trainingMetrics).write(to: url)
             try? FileManager.default.removeItem(at: checkpointURL)
             print(String(format: "wrote bundle %@: %d steps, %d samples in %.1f s of training (%.0f samples/s) + %.1f s of validation, final loss %.4f; total %.1f s",
-                         url.path, stepsRun, samples, trainSeconds, Double(samples) / max(1e-9, trainSeconds), validationSeconds, lastLoss,
-                         Date().timeIntervalSince(t0)))
+                         url.path, outcome.stepsRun, outcome.samples, outcome.trainSeconds, outcome.samplesPerSecond, outcome.validationSeconds,
+                         outcome.lastLoss, Date().timeIntervalSince(t0)))
         }
     }
 }
@@ -178,20 +141,32 @@ struct Retrieve: ParsableCommand {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recall@K, Precision@K and H@hRecall of a bundle on the evaluation users, next to the popularity baseline.",
-        discussion: "Baselines (TDM, TDM+MMoE, SASRec), ablations and the paper suite with several seeds are not built yet.")
+        discussion: "With --suite paper: TDM, TDM+MMoE, MISS, popularity, the ablations and the MM-GSU length study over several seeds (SASRec is not built yet).")
 
-    @Option(help: "Bundle folder from `miss train`.") var bundle: String
-    @Option(help: "Dataset the bundle was trained on.") var data: String
+    @Option(help: "Bundle folder from `miss train` (not with --suite).") var bundle: String?
+    @Option(help: "Dataset (.missdata).") var data: String
     @Option(help: "Comma-separated K values.") var k = "50,100,200"
     @Option(help: "Beam size.") var beam = 200
     @Option(help: "Evaluate on the test or the validation users.") var users: UserSet = .test
     @Option(help: "Also write the reports as JSON here.") var json: String?
+    @Option(help: "paper: train and evaluate the baselines, MISS, its ablations and the MM-GSU length study over several seeds (needs --embeddings).")
+    var suite: Suite?
+    @Option(help: "With --suite: embeddings file from `miss embed`.") var embeddings: String?
+    @Option(help: "With --suite: comma-separated seeds.") var seeds = "1,2,3"
+    @Option(help: "With --suite: training steps per model at most.") var steps = 300
+    @Option(help: "With --suite: validate every N steps (early stopping).") var evalEvery = 50
+    @Option(help: "With --suite: validations without gain before stopping.") var patience = 3
+    @Option(help: "With --suite: comma-separated L_mm values of the length study (L_mm 4000 is MISS itself).") var mmLengths = "1000,2000,4000,8000"
+    @Option(help: "With --suite: also write the tables as Markdown here.") var markdown: String?
 
     enum UserSet: String, ExpressibleByArgument, CaseIterable { case test, validation }
+    enum Suite: String, ExpressibleByArgument, CaseIterable { case paper }
 
     func run() throws {
         let ks = k.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !ks.isEmpty, ks.allSatisfy({ $0 > 0 }) else { throw ValidationError("--k needs comma-separated positive numbers, got '\(k)'") }
+        if suite == .paper { return try runSuite(ks: ks) }
+        guard let bundle else { throw ValidationError("--bundle is needed (or --suite paper)") }
         try runReportingInputErrors {
             let dataset = try loadDataset(data)
             let b = try ModelBundle.load(from: URL(fileURLWithPath: bundle), dataset: dataset)
@@ -221,6 +196,48 @@ struct Eval: ParsableCommand {
                 try AtomicWrite.write(try enc.encode(reports), to: URL(fileURLWithPath: json))
                 print("wrote \(json)")
             }
+        }
+    }
+
+    func runSuite(ks: [Int]) throws {
+        guard let embeddings else { throw ValidationError("--suite paper needs --embeddings (from `miss embed`)") }
+        let seedList = seeds.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        let lengths = mmLengths.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !seedList.isEmpty, !lengths.isEmpty, lengths.allSatisfy({ $0 >= 1 }), steps >= 1 else {
+            throw ValidationError("--seeds and --mm-lengths need comma-separated numbers, --steps ≥ 1")
+        }
+        try runReportingInputErrors {
+            let dataset = try loadDataset(data)
+            let emb = try ItemEmbeddings.load(from: URL(fileURLWithPath: embeddings), expectedItems: dataset.itemCount)
+            var o = PaperSuite.Options()
+            o.seeds = seedList; o.ks = ks; o.beam = beam; o.mmLengths = lengths
+            o.training.trainer.steps = steps; o.training.evalEvery = evalEvery; o.training.patience = patience
+            o.training.config.objectives = dataset.objectives.count
+            let t0 = Date()
+            let perSeed = 2 + 5 + lengths.filter { $0 != o.training.config.mmLength }.count
+            let bar = ProgressBar("suite", total: seedList.count * perSeed, unit: "models")
+            var done = 0
+            let result = try PaperSuite.run(dataset: dataset, itemMM: emb.multimodal, options: o) { line in
+                done += 1
+                FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line + "\n").utf8))
+                bar.update(done)
+            }
+            bar.finish()
+            let command = "miss eval --suite paper --data \(data) --embeddings \(embeddings) --seeds \(seeds) --steps \(steps) --k \(k) --beam \(beam) --mm-lengths \(mmLengths)"
+            let md = PaperSuite.markdown(result, command: command)
+            print(md)
+            if let json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+                try AtomicWrite.write(try enc.encode(result), to: URL(fileURLWithPath: json))
+                print("wrote \(json)")
+            }
+            if let markdown {
+                try AtomicWrite.write(md, to: URL(fileURLWithPath: markdown))
+                print("wrote \(markdown)")
+            }
+            print(String(format: "suite done in %.0f s", Date().timeIntervalSince(t0)))
         }
     }
 }

@@ -1,0 +1,178 @@
+import Foundation
+import MISSCore
+import MISSData
+
+/// The paper's evaluation in one harness (§6, Tables 1–2): baselines, MISS, its ablations and the MM-GSU
+/// length study, each trained per seed on the same split and evaluated on the test users (Recall@K,
+/// Precision@K, H@hRecall@K). Early stopping uses the validation users only.
+///
+/// - TDM: one GSU on ID embeddings + ESU (no MM-GSU), a single objective, on a tree shaped by learned ID
+///   embeddings (a first TDM model trained on a random tree supplies them: one round of TDM's alternation).
+/// - TDM+MMoE: the same with all objectives and the MMoE towers.
+/// - MISS: Co-GSU + MM-GSU + ESU + MMoE on the multi-modal tree.
+/// - Ablations: w/o MM-GSU, w/o Co-GSU (on the MM tree), w/o MM tree (full MISS on the ID tree).
+/// - Length study: MISS with L_mm in `mmLengths` (L_co fixed).
+/// - Popularity: the K most frequent training items.
+/// SASRec (two-tower) is not part of it yet.
+public enum PaperSuite {
+    public struct Options: Sendable {
+        public var seeds: [UInt64] = [1, 2, 3]
+        public var training = ModelTraining.Options()
+        public var ks = [50, 200]
+        public var beam = 200
+        public var mmLengths = [1000, 2000, 4000, 8000]
+        public var splitSeed: UInt64 = 1
+        public init() {}
+    }
+
+    public struct Row: Codable, Sendable {
+        public var table: String
+        public var method: String
+        public var k: Int
+        /// Per seed, in `seeds` order.
+        public var recall: [Double]
+        public var precision: [Double]
+        public var hierarchicalRecall: [[Double]]
+        public var trainSeconds: [Double]
+        public var samplesPerSecond: [Double]
+        public var bestStep: [Int]
+    }
+
+    public struct Result: Codable, Sendable {
+        public var dataset: String
+        public var items: Int
+        public var testUsers: Int
+        public var seeds: [UInt64]
+        public var steps: Int
+        public var beam: Int
+        public var config: EstimatorConfig
+        public var rows: [Row]
+        public var seconds: Double
+    }
+
+    struct Variant {
+        var table: String, method: String
+        var tree: KeyPath<Trees, IndexTree>
+        var configure: (inout EstimatorConfig) -> Void
+    }
+
+    struct Trees { var mm: IndexTree; var id: IndexTree }
+
+    public static func run(dataset: Dataset, itemMM: Matrix, options: Options, log: (String) -> Void) throws -> Result {
+        let t0 = Date()
+        let split = EvaluationSplit(dataset: dataset, seed: options.splitSeed)
+        let test = split.test.filter { !EvaluationSplit.targetItems(of: $0, in: dataset).isEmpty }
+        let all = dataset.objectives.count
+        var variants: [Variant] = [
+            Variant(table: "Table 1", method: "TDM", tree: \.id) { $0.useMMGSU = false; $0.objectives = 1 },
+            Variant(table: "Table 1", method: "TDM+MMoE", tree: \.id) { $0.useMMGSU = false; $0.objectives = all },
+            Variant(table: "Table 1", method: "MISS", tree: \.mm) { $0.objectives = all },
+            Variant(table: "Table 2", method: "w/o MM-GSU", tree: \.mm) { $0.useMMGSU = false; $0.objectives = all },
+            Variant(table: "Table 2", method: "w/o Co-GSU", tree: \.mm) { $0.useCoGSU = false; $0.objectives = all },
+            Variant(table: "Table 2", method: "w/o MM tree", tree: \.id) { $0.objectives = all },
+        ]
+        for l in options.mmLengths where l != options.training.config.mmLength {
+            variants.append(Variant(table: "Length study", method: "MISS L_mm=\(l)", tree: \.mm) { $0.mmLength = l; $0.objectives = all })
+        }
+        var rows: [String: Row] = [:]
+        var order: [String] = []
+        func record(_ table: String, _ method: String, _ k: Int, _ report: Evaluation.Report, _ outcome: ModelTraining.Outcome?) {
+            let key = "\(table)|\(method)|\(k)"
+            if rows[key] == nil {
+                rows[key] = Row(table: table, method: method, k: k, recall: [], precision: [], hierarchicalRecall: [], trainSeconds: [],
+                                samplesPerSecond: [], bestStep: [])
+                order.append(key)
+            }
+            rows[key]!.recall.append(report.recall)
+            rows[key]!.precision.append(report.precision)
+            rows[key]!.hierarchicalRecall.append(report.hierarchicalRecall)
+            rows[key]!.trainSeconds.append(outcome?.trainSeconds ?? 0)
+            rows[key]!.samplesPerSecond.append(outcome?.samplesPerSecond ?? 0)
+            rows[key]!.bestStep.append(outcome?.best?.step ?? outcome?.stepsRun ?? 0)
+        }
+        for seed in options.seeds {
+            var treeOptions = IndexTree.BuildOptions()
+            treeOptions.seed = seed
+            func train(_ tree: IndexTree, _ configure: (inout EstimatorConfig) -> Void, label: String) throws -> ModelTraining.Outcome {
+                var o = options.training
+                configure(&o.config)
+                o.trainer.seed = seed
+                let s0 = Date()
+                let outcome = try ModelTraining.run(dataset: dataset, tree: tree, itemMM: itemMM, split: split, options: o)
+                log(String(format: "seed %llu %@: %d steps in %.0f s (%.0f samples/s), best validation H@hRecall %.3f at step %d",
+                           seed, label, outcome.stepsRun, Date().timeIntervalSince(s0), outcome.samplesPerSecond,
+                           outcome.best?.score ?? .nan, outcome.best?.step ?? outcome.stepsRun))
+                return outcome
+            }
+            let mmTree = IndexTree.build(embeddings: itemMM, kind: .multimodal, options: treeOptions)
+            let randomTree = IndexTree.build(embeddings: itemMM, kind: .random, options: treeOptions)
+            let stage1 = try train(randomTree, { $0.useMMGSU = false; $0.objectives = 1 }, label: "TDM stage 1 (random tree → ID embeddings)")
+            let idEmbeddings = stage1.estimator.nodeEmbedding.table.value.gatherRows(stage1.estimator.itemLeafNode.map(Int.init))
+            let idTree = IndexTree.build(embeddings: idEmbeddings, kind: .idEmbedding, options: treeOptions).withNodeEmbeddings(from: itemMM)
+            let trees = Trees(mm: mmTree, id: idTree)
+            for v in variants {
+                let outcome = try train(trees[keyPath: v.tree], v.configure, label: v.method)
+                for k in options.ks {
+                    let report = Evaluation.evaluate(estimator: outcome.estimator, tree: trees[keyPath: v.tree], dataset: dataset, users: test,
+                                                     k: k, beamSize: max(options.beam, k), method: v.method)
+                    record(v.table, v.method, k, report, outcome)
+                    if v.method == "MISS" && options.mmLengths.contains(options.training.config.mmLength) {
+                        record("Length study", "MISS L_mm=\(options.training.config.mmLength)", k, report, outcome)
+                    }
+                }
+            }
+            for k in options.ks {
+                record("Table 1", "popularity", k, Evaluation.popularity(dataset: dataset, trainUsers: split.train, users: test, k: k), nil)
+            }
+        }
+        // Tables in order; within one, the paper's method order and the length study by L_mm.
+        let canonical = ["TDM", "TDM+MMoE", "MISS", "popularity", "w/o MM-GSU", "w/o Co-GSU", "w/o MM tree"]
+            + options.mmLengths.sorted().map { "MISS L_mm=\($0)" }
+        let rank = { (m: String) in canonical.firstIndex(of: m) ?? canonical.count }
+        let ordered = order.map { rows[$0]! }.sorted { a, b in
+            (a.table, a.k, rank(a.method)) < (b.table, b.k, rank(b.method))
+        }
+        return Result(dataset: dataset.name, items: dataset.itemCount, testUsers: test.count, seeds: options.seeds,
+                      steps: options.training.trainer.steps, beam: options.beam, config: options.training.config, rows: ordered,
+                      seconds: Date().timeIntervalSince(t0))
+    }
+
+    /// mean ± sample standard deviation.
+    public static func meanStd(_ v: [Double]) -> (Double, Double) {
+        guard !v.isEmpty else { return (.nan, .nan) }
+        let m = v.reduce(0, +) / Double(v.count)
+        guard v.count > 1 else { return (m, 0) }
+        return (m, (v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(v.count - 1)).squareRoot())
+    }
+
+    public static func markdown(_ r: Result, command: String) -> String {
+        func cell(_ v: [Double], scale: Double = 100) -> String {
+            let (m, s) = meanStd(v)
+            return String(format: "%.2f ± %.2f", m * scale, s * scale)
+        }
+        var md = "### \(r.dataset): \(r.items) items, \(r.testUsers) test users, seeds \(r.seeds.map(String.init).joined(separator: ", "))\n\n"
+        md += "Command: `\(command)` (\(Int(r.seconds)) s). Training: \(r.steps) steps at most per model (early stopping on validation H@hRecall), "
+        md += "d \(r.config.idDim), L_co \(r.config.coLength), L_mm \(r.config.mmLength), K \(r.config.topK); retrieval beam \(r.beam). "
+        md += "Values are percentages, mean ± std over the seeds.\n"
+        for table in ["Table 1", "Table 2", "Length study"] {
+            let rows = r.rows.filter { $0.table == table }
+            guard !rows.isEmpty else { continue }
+            let ks = Array(Set(rows.map(\.k))).sorted()
+            md += "\n#### \(table)\n\n| method | " + ks.map { "Recall@\($0) | Precision@\($0) | H@hRecall@\($0) (mean over levels)" }.joined(separator: " | ") + " | samples/s |\n"
+            md += "|---|" + ks.map { _ in "---|---|---|" }.joined() + "---|\n"
+            var methods: [String] = []
+            for row in rows where !methods.contains(row.method) { methods.append(row.method) }
+            for m in methods {
+                md += "| \(m) |"
+                for k in ks {
+                    guard let row = rows.first(where: { $0.method == m && $0.k == k }) else { md += " | | |"; continue }
+                    let h = row.hierarchicalRecall.map { $0.isEmpty ? Double.nan : $0.dropFirst().reduce(0, +) / Double(max(1, $0.count - 1)) }
+                    md += " \(cell(row.recall)) | \(cell(row.precision)) | \(h.allSatisfy { $0.isNaN } ? "–" : cell(h)) |"
+                }
+                let sps = rows.first { $0.method == m }!.samplesPerSecond
+                md += sps.allSatisfy { $0 == 0 } ? " – |\n" : String(format: " %.0f |\n", meanStd(sps).0)
+            }
+        }
+        return md
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import MISSCore
+import MISSData
+
+/// Level-wise training with validation, best-weight selection and early stopping: what `miss train` and
+/// the paper suite both run.
+public enum ModelTraining {
+    public struct Options: Sendable {
+        public var config = EstimatorConfig()
+        public var trainer = LevelwiseTrainer.Config()
+        /// Validate every N steps (0 = never); stop after `patience` validations without gain (0 = never).
+        public var evalEvery = 100
+        public var patience = 4
+        public var validationUsers = 60
+        public var validationK = 50
+        public init() {}
+    }
+
+    public struct Outcome {
+        public var estimator: NodeEstimator
+        public var stepsRun: Int
+        public var samples: Int
+        public var lastLoss: Double
+        public var trainSeconds: Double
+        public var validationSeconds: Double
+        /// Best validation score (mean H@hRecall@K over levels), its Recall@K and step.
+        public var best: (score: Double, recall: Double, step: Int)?
+        /// "step:score" per validation.
+        public var history: [String]
+
+        public var samplesPerSecond: Double { Double(samples) / max(1e-9, trainSeconds) }
+
+        public var trainingMetrics: [String: Double] {
+            var m: [String: Double] = ["steps": Double(stepsRun), "final_loss": lastLoss, "samples": Double(samples),
+                                       "seconds": trainSeconds, "samples_per_second": samplesPerSecond]
+            if let best {
+                m["best_step"] = Double(best.step); m["validation_hrecall"] = best.score; m["validation_recall"] = best.recall
+            }
+            return m
+        }
+    }
+
+    /// Trains a new estimator (seeded by `options.trainer.seed`) on `tree` for `dataset`'s training users,
+    /// validating on its validation users. `checkpoint` runs after every validation with the current weights;
+    /// `progress` after every step with the best validation so far. The best weights are restored at the end.
+    public static func run(dataset: Dataset, tree: IndexTree, itemMM: Matrix, split: EvaluationSplit, options: Options,
+                           progress: ((LevelwiseTrainer.StepReport, Double, (score: Double, step: Int)?) -> Void)? = nil,
+                           checkpoint: ((NodeEstimator, Int, Double) throws -> Void)? = nil) throws -> Outcome {
+        let estimator = NodeEstimator(config: options.config, tree: tree, itemMM: itemMM, seed: options.trainer.seed)
+        let validation = Array(split.validation.filter { !EvaluationSplit.targetItems(of: $0, in: dataset).isEmpty }.prefix(options.validationUsers))
+        var best: (score: Double, recall: Double, step: Int, weights: [Matrix])?
+        var stale = 0, stepsRun = 0, samples = 0
+        var lastLoss = 0.0, trainSeconds = 0.0, validationSeconds = 0.0
+        var history: [String] = []
+        var lastTick = Date()
+        let steps = options.trainer.steps
+        try LevelwiseTrainer(dataset: dataset, tree: tree, users: split.train).train(estimator, config: options.trainer, progress: { r in
+            samples += r.samples
+            lastLoss = r.loss
+            trainSeconds += Date().timeIntervalSince(lastTick)
+            lastTick = Date()
+            progress?(r, Double(samples) / max(1e-9, trainSeconds), best.map { ($0.score, $0.step) })
+        }, control: { r in
+            stepsRun = r.step
+            guard options.evalEvery > 0, !validation.isEmpty, r.step % options.evalEvery == 0 || r.step == steps else { return .proceed }
+            let v0 = Date()
+            let report = Evaluation.evaluate(estimator: estimator, tree: tree, dataset: dataset, users: validation,
+                                             k: options.validationK, beamSize: options.validationK)
+            let score = report.hierarchicalRecall.dropFirst().reduce(0, +) / Double(max(1, report.hierarchicalRecall.count - 1))
+            history.append(String(format: "%d:%.3f", r.step, score))
+            if best == nil || score > best!.score {
+                best = (score, report.recall, r.step, estimator.parameters.map(\.value))
+                stale = 0
+            } else {
+                stale += 1
+            }
+            try checkpoint?(estimator, r.step, score)
+            validationSeconds += Date().timeIntervalSince(v0)
+            lastTick = Date()
+            return options.patience > 0 && stale >= options.patience ? .stop : .proceed
+        })
+        if let best { for (p, w) in zip(estimator.parameters, best.weights) { p.value = w } }
+        return Outcome(estimator: estimator, stepsRun: stepsRun, samples: samples, lastLoss: lastLoss, trainSeconds: trainSeconds,
+                       validationSeconds: validationSeconds, best: best.map { ($0.score, $0.recall, $0.step) }, history: history)
+    }
+}

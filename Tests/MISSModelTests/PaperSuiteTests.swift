@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import MISSTestSupport
+import MISSCore
+import MISSData
+import MISSModel
+
+@Suite struct PaperSuiteTests {
+    @Test func meanAndSampleStandardDeviationByHand() {
+        let (m, s) = PaperSuite.meanStd([1, 2, 3, 6])
+        #expect(m == 3)
+        #expect(abs(s - (14.0 / 3).squareRoot()) < 1e-12)   // Σ(x−m)² = 4+1+0+9 = 14, n−1 = 3
+        #expect(PaperSuite.meanStd([5]) == (5, 0))
+    }
+
+    @Test func everyMethodIsTrainedPerSeedAndTabulated() throws {
+        var wc = SyntheticWorld.Config()
+        wc.seed = 4; wc.items = 256; wc.users = 60; wc.maxLength = 160
+        let d = SyntheticWorld.generate(wc).dataset
+        let mm = d.modalities[0].values.l2NormalizedRows()
+        var o = PaperSuite.Options()
+        o.seeds = [1, 2]; o.ks = [10]; o.beam = 10; o.mmLengths = [40, 80]
+        o.training.trainer.steps = 3; o.training.trainer.instancesPerBatch = 2
+        o.training.evalEvery = 0
+        o.training.config.idDim = 8; o.training.config.coLength = 60; o.training.config.mmLength = 80; o.training.config.topK = 5
+        o.training.config.experts = 2; o.training.config.expertHidden = 8; o.training.config.towerHidden = 4
+        var lines: [String] = []
+        let r = try PaperSuite.run(dataset: d, itemMM: mm, options: o) { lines.append($0) }
+        // Per seed: TDM stage 1 + 6 variants + one extra length (80 is MISS itself).
+        #expect(lines.count == 2 * 8)
+        let methods = r.rows.map { "\($0.table)/\($0.method)" }
+        #expect(methods == ["Length study/MISS L_mm=40", "Length study/MISS L_mm=80",
+                            "Table 1/TDM", "Table 1/TDM+MMoE", "Table 1/MISS", "Table 1/popularity",
+                            "Table 2/w/o MM-GSU", "Table 2/w/o Co-GSU", "Table 2/w/o MM tree"])
+        for row in r.rows { #expect(row.recall.count == 2 && row.precision.count == 2) }
+        // The length study's L_mm 80 row is MISS's own evaluation.
+        let miss = r.rows.first { $0.method == "MISS" }!, same = r.rows.first { $0.method == "MISS L_mm=80" }!
+        #expect(miss.recall == same.recall)
+        // Popularity does not depend on the seed.
+        let pop = r.rows.first { $0.method == "popularity" }!
+        #expect(pop.recall[0] == pop.recall[1])
+        let md = PaperSuite.markdown(r, command: "miss eval --suite paper …")
+        #expect(md.contains("#### Table 1") && md.contains("| TDM+MMoE |") && md.contains("± "))
+    }
+}
