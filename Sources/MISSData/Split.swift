@@ -40,6 +40,11 @@ public struct EvaluationSplit: Sendable, Equatable {
         return (r.lowerBound + r.count / 2)..<r.upperBound
     }
 
+    /// The users (of `users`, in order) that have at least one target item: the ones metrics average over.
+    public static func usersWithTargets(_ users: [Int], in dataset: Dataset) -> [Int] {
+        users.filter { !targetItems(of: $0, in: dataset).isEmpty }
+    }
+
     /// The distinct target items of an evaluation user that are not already in the history
     /// (the protocol retrieves from the catalogue excluding history items).
     public static func targetItems(of user: Int, in dataset: Dataset, objective: Int? = nil) -> Set<Int32> {

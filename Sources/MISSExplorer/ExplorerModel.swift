@@ -332,7 +332,7 @@ public final class ExplorerModel: @unchecked Sendable {
     }
 
     /// Evaluation users the aggregates use: test users with at least one target, in id order.
-    public var aggregateUsers: [Int] { split.test.filter { !EvaluationSplit.targetItems(of: $0, in: dataset).isEmpty } }
+    public var aggregateUsers: [Int] { users.filter { $0.split == "test" && $0.targets > 0 }.map(\.index) }
 
     /// Figs. 5–6 and the mean GSU overlap over up to `maxUsers` evaluation users; the first `heatmapRows` are the heatmap's rows.
     public func aggregates(heatmapRows: Int = 20, maxUsers: Int = 500, buckets: Int = 32, bins: Int = 20,
@@ -348,8 +348,9 @@ public final class ExplorerModel: @unchecked Sendable {
             progress?(n, chosen.count)
             let hist = dataset.behaviourItems[history(of: u)]
             let ctx = est.context(history: hist)
-            let target = dataset.behaviourItems[EvaluationSplit.targets(of: u, in: dataset)].first { !Set(hist).contains($0) }
-                ?? dataset.behaviourItems[EvaluationSplit.targets(of: u, in: dataset).lowerBound]
+            // Its first held-out behaviour on an item not in the history (one exists: the user has targets).
+            let seen = Set(hist)
+            let target = dataset.behaviourItems[EvaluationSplit.targets(of: u, in: dataset)].first { !seen.contains($0) }!
             let node = tree.leafNode(position: Int(leafPositions[Int(target)]))
             let (rCo, rMM) = est.relevance(ctx, node: node)
             let pCo = Softmax.forward(vector: rCo), pMM = Softmax.forward(vector: rMM)

@@ -119,7 +119,7 @@ struct BuildTree: ParsableCommand {
             case .id:
                 guard let bundle else { throw ValidationError("--source id needs --bundle: the trained bundle whose item ID embeddings to cluster") }
                 let b = try ModelBundle.load(from: URL(fileURLWithPath: bundle), dataset: dataset)
-                x = b.estimator.nodeEmbedding.table.value.gatherRows(b.estimator.itemLeafNode.map(Int.init))
+                x = b.estimator.itemIDEmbeddings
             }
             var options = IndexTree.BuildOptions()
             options.seed = seed

@@ -109,14 +109,25 @@ public struct NodeEstimator: ParameterContainer {
     /// L_mm (frozen). The explorer's heatmaps and histograms (Figs. 5–6) are softmaxes of these; the
     /// batched forward pass computes the same products for many nodes at once.
     public func relevance(_ ctx: UserContext, node: Int) -> (co: [Float], mm: [Float]) {
-        let scale = 1 / Float(config.idDim).squareRoot()
-        let q = matmul(nodeEmbedding.forward([node]), wq.value)
-        var co = ctx.coItems.isEmpty ? [] : matmul(ctx.kCo, q, transposeB: true).storage
-        for i in co.indices { co[i] *= scale }
-        let z = nodeMM.gatherRows([node])
-        let mm = ctx.mmItems.isEmpty ? [] : matmul(ctx.zMM, z, transposeB: true).storage
+        let co = ctx.coItems.isEmpty ? [] : coRelevance(matmul(nodeEmbedding.forward([node]), wq.value), ctx).storage
+        let mm = ctx.mmItems.isEmpty ? [] : mmRelevance(nodeMM.gatherRows([node]), ctx).storage
         return (co, mm)
     }
+
+    /// Eq. 11: r_i = (W_q e_n)·(W_k e_i)/√d for queries Q = E_n·W_q (N, d) — one GEMM, (N, L_co).
+    func coRelevance(_ q: Matrix, _ ctx: UserContext) -> Matrix {
+        var r = matmul(q, ctx.kCo, transposeB: true)
+        r.scale(1 / Float(config.idDim).squareRoot())
+        return r
+    }
+
+    /// MM-GSU: r_i = z_n·z_i on the frozen embeddings for node embeddings Z (N, m) — one GEMM, (N, L_mm).
+    func mmRelevance(_ z: Matrix, _ ctx: UserContext) -> Matrix {
+        matmul(z, ctx.zMM, transposeB: true)
+    }
+
+    /// Every item's learned ID embedding (its leaf node's row), (items, d): what a TDM-style tree clusters.
+    public var itemIDEmbeddings: Matrix { nodeEmbedding.table.value.gatherRows(itemLeafNode.map(Int.init)) }
 
     /// One GSU's selection for every candidate node: positions in the GSU's sequence (best first),
     /// the raw relevance scores r_i of those positions, and the ESU's softmax weights over them.
@@ -152,9 +163,7 @@ public struct NodeEstimator: ParameterContainer {
         var mm = GSUResult(positions: [], scores: [], weights: [])
         let k = config.topK
         if config.useCoGSU && !ctx.coItems.isEmpty {
-            // Eq. 11: r_i = (Wq e_n)·(Wk e_i)/√d — one GEMM (N × L_co).
-            var r = matmul(q, ctx.kCo, transposeB: true)
-            r.scale(scale)
+            let r = coRelevance(q, ctx)
             let vCo = ctx.vCo
             let rows = parallelMap(n) { row -> (top: [Int], s: [Float], a: [Float], x: [Float]) in
                 r.storage.withUnsafeBufferPointer { rb in
@@ -171,8 +180,7 @@ public struct NodeEstimator: ParameterContainer {
             }
         }
         if config.useMMGSU && !ctx.mmItems.isEmpty {
-            // MM-GSU: r_i^mm = z_n·z_i on frozen embeddings — one GEMM (N × L_mm).
-            let r = matmul(zNode, ctx.zMM, transposeB: true)
+            let r = mmRelevance(zNode, ctx)
             let kMM = ctx.kMM, vMM = ctx.vMM
             let rows = parallelMap(n) { row -> (top: [Int], raw: [Float], a: [Float], x: [Float]) in
                 r.storage.withUnsafeBufferPointer { rb in

@@ -15,6 +15,11 @@ public enum Evaluation {
         public var hierarchicalRecall: [Double]
     }
 
+    /// H@hRecall averaged over the levels below the root (the root's is 1 by definition): the validation score.
+    public static func meanOverLevels(_ hierarchicalRecall: [Double]) -> Double {
+        hierarchicalRecall.dropFirst().reduce(0, +) / Double(max(1, hierarchicalRecall.count - 1))
+    }
+
     /// Beam-search retrieval with a trained estimator. The beam at the leaf level is `finalK = k`.
     public static func evaluate(estimator: NodeEstimator, tree: IndexTree, dataset: Dataset, users: [Int],
                                 k: Int, beamSize: Int, method: String = "MISS",

@@ -61,7 +61,7 @@ public enum PaperSuite {
     public static func run(dataset: Dataset, itemMM: Matrix, options: Options, log: (String) -> Void) throws -> Result {
         let t0 = Date()
         let split = EvaluationSplit(dataset: dataset, seed: options.splitSeed)
-        let test = split.test.filter { !EvaluationSplit.targetItems(of: $0, in: dataset).isEmpty }
+        let test = EvaluationSplit.usersWithTargets(split.test, in: dataset)
         let all = dataset.objectives.count
         var variants: [Variant] = [
             Variant(table: "Table 1", method: "TDM", tree: \.id) { $0.useMMGSU = false; $0.objectives = 1 },
@@ -107,8 +107,7 @@ public enum PaperSuite {
             let mmTree = IndexTree.build(embeddings: itemMM, kind: .multimodal, options: treeOptions)
             let randomTree = IndexTree.build(embeddings: itemMM, kind: .random, options: treeOptions)
             let stage1 = try train(randomTree, { $0.useMMGSU = false; $0.objectives = 1 }, label: "TDM stage 1 (random tree → ID embeddings)")
-            let idEmbeddings = stage1.estimator.nodeEmbedding.table.value.gatherRows(stage1.estimator.itemLeafNode.map(Int.init))
-            let idTree = IndexTree.build(embeddings: idEmbeddings, kind: .idEmbedding, options: treeOptions).withNodeEmbeddings(from: itemMM)
+            let idTree = IndexTree.build(embeddings: stage1.estimator.itemIDEmbeddings, kind: .idEmbedding, options: treeOptions).withNodeEmbeddings(from: itemMM)
             let trees = Trees(mm: mmTree, id: idTree)
             for v in variants {
                 let outcome = try train(trees[keyPath: v.tree], v.configure, label: v.method)
@@ -166,7 +165,7 @@ public enum PaperSuite {
                 md += "| \(m) |"
                 for k in ks {
                     guard let row = rows.first(where: { $0.method == m && $0.k == k }) else { md += " | | |"; continue }
-                    let h = row.hierarchicalRecall.map { $0.isEmpty ? Double.nan : $0.dropFirst().reduce(0, +) / Double(max(1, $0.count - 1)) }
+                    let h = row.hierarchicalRecall.map { $0.isEmpty ? Double.nan : Evaluation.meanOverLevels($0) }
                     md += " \(cell(row.recall)) | \(cell(row.precision)) | \(h.allSatisfy { $0.isNaN } ? "–" : cell(h)) |"
                 }
                 let sps = rows.first { $0.method == m }!.samplesPerSecond

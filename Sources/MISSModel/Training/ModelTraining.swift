@@ -47,7 +47,7 @@ public enum ModelTraining {
                            progress: ((LevelwiseTrainer.StepReport, Double, (score: Double, step: Int)?) -> Void)? = nil,
                            checkpoint: ((NodeEstimator, Int, Double) throws -> Void)? = nil) throws -> Outcome {
         let estimator = NodeEstimator(config: options.config, tree: tree, itemMM: itemMM, seed: options.trainer.seed)
-        let validation = Array(split.validation.filter { !EvaluationSplit.targetItems(of: $0, in: dataset).isEmpty }.prefix(options.validationUsers))
+        let validation = Array(EvaluationSplit.usersWithTargets(split.validation, in: dataset).prefix(options.validationUsers))
         var best: (score: Double, recall: Double, step: Int, weights: [Matrix])?
         var stale = 0, stepsRun = 0, samples = 0
         var lastLoss = 0.0, trainSeconds = 0.0, validationSeconds = 0.0
@@ -66,7 +66,7 @@ public enum ModelTraining {
             let v0 = Date()
             let report = Evaluation.evaluate(estimator: estimator, tree: tree, dataset: dataset, users: validation,
                                              k: options.validationK, beamSize: options.validationK)
-            let score = report.hierarchicalRecall.dropFirst().reduce(0, +) / Double(max(1, report.hierarchicalRecall.count - 1))
+            let score = Evaluation.meanOverLevels(report.hierarchicalRecall)
             history.append(String(format: "%d:%.3f", r.step, score))
             if best == nil || score > best!.score {
                 best = (score, report.recall, r.step, estimator.parameters.map(\.value))
