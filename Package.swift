@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "MISSDataTests", dependencies: ["MISSData", "MISSTestSupport"]),
         .testTarget(name: "MISSModelTests", dependencies: ["MISSModel", "MISSTestSupport"]),
         .testTarget(name: "MISSExplorerTests", dependencies: ["MISSExplorer", "MISSModel", "MISSData", "MISSCore", "MISSTestSupport"],
-                    exclude: ["Golden"]),  // golden screens are read from the source tree (#filePath),
+                    exclude: ["Golden"]),  // golden screens are read from the source tree (#filePath)
         .testTarget(name: "EndToEndTests", dependencies: ["MISSCore", "MISSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
