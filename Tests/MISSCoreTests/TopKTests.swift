@@ -50,6 +50,17 @@ import MISSTestSupport
         var withNaN = (0..<1000).map { Float($0 % 17) }
         withNaN[3] = .nan
         #expect(TopK.indices(withNaN, k: 20) == reference(withNaN.map { $0.isNaN ? -.infinity : $0 }, 20))
+        // Long rows take the sampled warm start and the 16-wide block test: NaNs off the sample's stride
+        // (4003 / 256 → every 15th), inside a block and in the ragged tail.
+        for nanAt in [1001, 4001] {
+            var long = (0..<4003).map { Float(($0 * 7919) % 4001) }
+            long[nanAt] = .nan
+            #expect(TopK.indices(long, k: 50) == reference(long.map { $0.isNaN ? -.infinity : $0 }, 50), "NaN at \(nanAt)")
+        }
+        // Fewer numbers than k: the NaNs fill the rest of the top-50, in index order.
+        var mostlyNaN = [Float](repeating: .nan, count: 4003)
+        for i in stride(from: 7, to: 4003, by: 401) { mostlyNaN[i] = Float(i % 13) }
+        #expect(TopK.indices(mostlyNaN, k: 50) == reference(mostlyNaN.map { $0.isNaN ? -.infinity : $0 }, 50))
     }
 
     @Test func nanRanksLast() {

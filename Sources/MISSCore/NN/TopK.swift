@@ -102,6 +102,8 @@ public enum TopK {
         return Float(bitPattern: ordered & 0x8000_0000 != 0 ? ordered & 0x7FFF_FFFF : ~ordered)
     }
 
+    static let laneBits = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
     static func byBuffer(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
         let n = scores.count
         let capacity = max(4 * k, 64)
@@ -111,14 +113,24 @@ public enum TopK {
         var start = -Float.infinity
         if n >= 1024 {
             let samples = 256, stride = n / samples
-            let sampled = withUnsafeTemporaryAllocation(of: Float.self, capacity: samples) { sv -> Float? in
+            let rank = min(samples, (2 * k * samples) / n + 4)
+            // The rank-th largest of the sample, kept in a small descending buffer: after the first few
+            // samples almost every one loses its single comparison against the buffer's last entry.
+            let sampled = withUnsafeTemporaryAllocation(of: Float.self, capacity: rank) { top -> Float? in
+                var filled = 0
                 for j in 0..<samples {
                     let x = p[j * stride]
                     if x != x { return nil }
-                    sv[j] = x
+                    if filled == rank {
+                        if !(x > top[rank - 1]) { continue }
+                    } else {
+                        filled += 1
+                    }
+                    var slot = filled - 1
+                    while slot > 0 && top[slot - 1] < x { top[slot] = top[slot - 1]; slot -= 1 }
+                    top[slot] = x
                 }
-                let rank = min(samples, (2 * k * samples) / n + 4)
-                return kthLargestInPlace(sv, rank)
+                return top[rank - 1]
             }
             guard let t = sampled else { return nil }
             start = t == -.infinity ? t : t.nextDown
@@ -131,14 +143,31 @@ public enum TopK {
                 var i = 0
                 while i < n {
                     let end = min(n, i + 16)
-                    // A branch-free test of the block (vectorizable): most blocks hold nothing above the threshold.
+                    // One SIMD test of the block: most blocks hold nothing above the threshold. `!(x <= t)` is
+                    // true for x > t and for NaN, so a NaN always reaches the exact per-entry loop below.
+                    // A flagged block visits only its flagged lanes (a 16-bit mask of them).
                     if end - i == 16 && threshold != -.infinity {
-                        var flag: UInt8 = 0
-                        for j in i..<end {
-                            let x = p[j]
-                            flag |= (x > threshold ? 1 : 0) | (x != x ? 1 : 0)
+                        let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+                        let flagged = .!(v .<= SIMD16<Float>(repeating: threshold))
+                        if !any(flagged) { i = end; continue }
+                        var mask = SIMD16<UInt32>(repeating: 0).replacing(with: Self.laneBits, where: flagged).wrappedSum()
+                        while mask != 0 {
+                            let j = i + mask.trailingZeroBitCount
+                            mask &= mask - 1
+                            let s = p[j]
+                            if s > threshold {
+                                keys[count] = Self.key(s, j)
+                                count += 1
+                                if count == capacity {
+                                    threshold = Self.score(kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k))
+                                    count = k
+                                }
+                            } else if s != s {
+                                return nil
+                            }
                         }
-                        if flag == 0 { i = end; continue }
+                        i = end
+                        continue
                     }
                     for j in i..<end {
                         let s = p[j]

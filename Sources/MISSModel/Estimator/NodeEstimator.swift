@@ -290,19 +290,38 @@ public struct NodeEstimator: ParameterContainer {
         let d = q.cols
         var dQ = Matrix(rows: q.rows, cols: d)
         var dK = Matrix(rows: keys.rows, cols: d), dV = Matrix(rows: values.rows, cols: d)
-        for row in 0..<gsu.positions.count {
-            let top = gsu.positions[row], a = gsu.weights[row]
-            let da = top.map { pos in (0..<d).reduce(Float(0)) { $0 + dX[row, $1] * values[pos, $1] } }
-            let dot = zip(a, da).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-            for (k, pos) in top.enumerated() {
-                let ds = a[k] * (da[k] - dot) * scale   // softmax backward, then s = q·k·scale
-                for j in 0..<d {
-                    dV[pos, j] += a[k] * dX[row, j]
-                    dQ[row, j] += ds * keys[pos, j]
-                    dK[pos, j] += ds * q[row, j]
+        dQ.storage.withUnsafeMutableBufferPointer { dQb in
+        dK.storage.withUnsafeMutableBufferPointer { dKb in
+        dV.storage.withUnsafeMutableBufferPointer { dVb in
+        dX.storage.withUnsafeBufferPointer { dXb in
+        q.storage.withUnsafeBufferPointer { qb in
+        keys.storage.withUnsafeBufferPointer { kb in
+        values.storage.withUnsafeBufferPointer { vb in
+            let dQp = dQb.baseAddress!, dKp = dKb.baseAddress!, dVp = dVb.baseAddress!
+            let dXp = dXb.baseAddress!, qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!
+            var da = [Float](repeating: 0, count: 0)
+            for row in 0..<gsu.positions.count {
+                let top = gsu.positions[row], a = gsu.weights[row]
+                let dxRow = dXp + row * d, qRow = qp + row * d, dqRow = dQp + row * d
+                da.removeAll(keepingCapacity: true)
+                var dot: Float = 0
+                for (k, pos) in top.enumerated() {
+                    let g = Self.dot(dxRow, vp + pos * d, d)      // dL/da_k = dX·V[top_k]
+                    da.append(g)
+                    dot += a[k] * g
+                }
+                for (k, pos) in top.enumerated() {
+                    let ak = a[k]
+                    let ds = ak * (da[k] - dot) * scale   // softmax backward, then s = q·k·scale
+                    let dvRow = dVp + pos * d, dkRow = dKp + pos * d, kRow = kp + pos * d
+                    for j in 0..<d {
+                        dvRow[j] += ak * dxRow[j]
+                        dqRow[j] += ds * kRow[j]
+                        dkRow[j] += ds * qRow[j]
+                    }
                 }
             }
-        }
+        }}}}}}}
         return (dQ, dK, dV)
     }
 }
