@@ -141,7 +141,7 @@ struct Retrieve: ParsableCommand {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recall@K, Precision@K and H@hRecall of a bundle on the evaluation users, next to the popularity baseline.",
-        discussion: "With --suite paper: TDM, TDM+MMoE, MISS, popularity, the ablations and the MM-GSU length study over several seeds (SASRec is not built yet).")
+        discussion: "With --suite paper: TDM, TDM+MMoE, SASRec, MISS, popularity, the ablations and the MM-GSU length study over several seeds.")
 
     @Option(help: "Bundle folder from `miss train` (not with --suite).") var bundle: String?
     @Option(help: "Dataset (.missdata).") var data: String
@@ -158,6 +158,7 @@ struct Eval: ParsableCommand {
     @Option(help: "With --suite: validations without gain before stopping.") var patience = 3
     @Option(help: "With --suite: comma-separated L_mm values of the length study (L_mm 4000 is MISS itself).") var mmLengths = "1000,2000,4000,8000"
     @Option(help: "With --suite: also write the tables as Markdown here.") var markdown: String?
+    @Option(help: "With --suite: SASRec training steps at most (batches of 128 users; validated every 250).") var sasrecSteps = 5000
 
     enum UserSet: String, ExpressibleByArgument, CaseIterable { case test, validation }
     enum Suite: String, ExpressibleByArgument, CaseIterable { case paper }
@@ -203,8 +204,8 @@ struct Eval: ParsableCommand {
         guard let embeddings else { throw ValidationError("--suite paper needs --embeddings (from `miss embed`)") }
         let seedList = seeds.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
         let lengths = mmLengths.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !seedList.isEmpty, !lengths.isEmpty, lengths.allSatisfy({ $0 >= 1 }), steps >= 1 else {
-            throw ValidationError("--seeds and --mm-lengths need comma-separated numbers, --steps ≥ 1")
+        guard !seedList.isEmpty, !lengths.isEmpty, lengths.allSatisfy({ $0 >= 1 }), steps >= 1, sasrecSteps >= 1 else {
+            throw ValidationError("--seeds and --mm-lengths need comma-separated numbers, --steps and --sasrec-steps ≥ 1")
         }
         try runReportingInputErrors {
             let dataset = try loadDataset(data)
@@ -213,8 +214,9 @@ struct Eval: ParsableCommand {
             o.seeds = seedList; o.ks = ks; o.beam = beam; o.mmLengths = lengths
             o.training.trainer.steps = steps; o.training.evalEvery = evalEvery; o.training.patience = patience
             o.training.config.objectives = dataset.objectives.count
+            o.sasrec.steps = sasrecSteps
             let t0 = Date()
-            let perSeed = 2 + 5 + lengths.filter { $0 != o.training.config.mmLength }.count
+            let perSeed = 2 + 5 + 1 + lengths.filter { $0 != o.training.config.mmLength }.count
             let bar = ProgressBar("suite", total: seedList.count * perSeed, unit: "models")
             var done = 0
             let result = try PaperSuite.run(dataset: dataset, itemMM: emb.multimodal, options: o) { line in
@@ -223,7 +225,7 @@ struct Eval: ParsableCommand {
                 bar.update(done)
             }
             bar.finish()
-            let command = "miss eval --suite paper --data \(data) --embeddings \(embeddings) --seeds \(seeds) --steps \(steps) --k \(k) --beam \(beam) --mm-lengths \(mmLengths)"
+            let command = "miss eval --suite paper --data \(data) --embeddings \(embeddings) --seeds \(seeds) --steps \(steps) --eval-every \(evalEvery) --patience \(patience) --sasrec-steps \(sasrecSteps) --k \(k) --beam \(beam) --mm-lengths \(mmLengths)"
             let md = PaperSuite.markdown(result, command: command)
             print(md)
             if let json {

@@ -24,13 +24,14 @@ import MISSModel
         o.training.evalEvery = 0
         o.training.config.idDim = 8; o.training.config.coLength = 60; o.training.config.mmLength = 80; o.training.config.topK = 5
         o.training.config.experts = 2; o.training.config.expertHidden = 8; o.training.config.towerHidden = 4
+        o.sasrec.config.dim = 8; o.sasrec.config.maxLength = 10; o.sasrec.config.negatives = 16; o.sasrec.batch = 8
         var lines: [String] = []
         let r = try PaperSuite.run(dataset: d, itemMM: mm, options: o) { lines.append($0) }
-        // Per seed: TDM stage 1 + 6 variants + one extra length (80 is MISS itself).
-        #expect(lines.count == 2 * 8)
+        // Per seed: TDM stage 1 + 6 variants + one extra length (80 is MISS itself) + SASRec.
+        #expect(lines.count == 2 * 9)
         let methods = r.rows.map { "\($0.table)/\($0.method)" }
         #expect(methods == ["Length study/MISS L_mm=40", "Length study/MISS L_mm=80",
-                            "Table 1/TDM", "Table 1/TDM+MMoE", "Table 1/MISS", "Table 1/popularity",
+                            "Table 1/TDM", "Table 1/TDM+MMoE", "Table 1/SASRec", "Table 1/MISS", "Table 1/popularity",
                             "Table 2/w/o MM-GSU", "Table 2/w/o Co-GSU", "Table 2/w/o MM tree"])
         for row in r.rows { #expect(row.recall.count == 2 && row.precision.count == 2) }
         // The length study's L_mm 80 row is MISS's own evaluation.
@@ -40,6 +41,9 @@ import MISSModel
         let pop = r.rows.first { $0.method == "popularity" }!
         #expect(pop.recall[0] == pop.recall[1])
         let md = PaperSuite.markdown(r, command: "miss eval --suite paper …")
-        #expect(md.contains("#### Table 1") && md.contains("| TDM+MMoE |") && md.contains("± "))
+        #expect(md.contains("#### Table 1") && md.contains("| TDM+MMoE |") && md.contains("| SASRec |") && md.contains("± "))
+        // SASRec has no tree: no H@hRecall.
+        let sasrec = r.rows.first { $0.method == "SASRec" }!
+        #expect(sasrec.hierarchicalRecall.allSatisfy { $0.isEmpty })
     }
 }

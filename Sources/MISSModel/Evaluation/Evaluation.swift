@@ -52,17 +52,32 @@ public enum Evaluation {
         var counts = [Float](repeating: 0, count: dataset.itemCount)
         for u in trainUsers { for b in dataset.behaviours(of: u) { counts[Int(dataset.behaviourItems[b])] += 1 } }
         let ranking = TopK.indices(counts, k: dataset.itemCount).map(Int32.init)
+        return evaluate(dataset: dataset, users: users, k: k, method: "popularity") { _, history in
+            Array(ranking.lazy.filter { !history.contains($0) }.prefix(k))
+        }
+    }
+
+    /// The SASRec two-tower baseline: exact top-K over all items for each user's history.
+    public static func evaluate(sasrec: SASRec, dataset: Dataset, users: [Int], k: Int) -> Report {
+        evaluate(dataset: dataset, users: users, k: k, method: "SASRec") { history, seen in
+            sasrec.retrieve(history: history, k: k, exclude: seen)
+        }
+    }
+
+    /// Recall and precision of a retriever without a tree: `retrieve(history, historySet)` gives K items.
+    static func evaluate(dataset: Dataset, users: [Int], k: Int, method: String,
+                         retrieve: (ArraySlice<Int32>, Set<Int32>) -> [Int32]) -> Report {
         var recall = 0.0, precision = 0.0, counted = 0
         for u in users {
-            let history = Set(dataset.behaviourItems[EvaluationSplit.history(of: u, in: dataset)])
+            let history = dataset.behaviourItems[EvaluationSplit.history(of: u, in: dataset)]
             let targets = EvaluationSplit.targetItems(of: u, in: dataset)
             guard !targets.isEmpty else { continue }
-            let retrieved = Array(ranking.lazy.filter { !history.contains($0) }.prefix(k))
+            let retrieved = retrieve(history, Set(history))
             recall += RetrievalMetrics.recall(retrieved: retrieved, targets: targets)
             precision += RetrievalMetrics.precision(retrieved: retrieved, targets: targets, k: k)
             counted += 1
         }
         let n = Double(max(1, counted))
-        return Report(method: "popularity", users: counted, k: k, recall: recall / n, precision: precision / n, hierarchicalRecall: [])
+        return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n, hierarchicalRecall: [])
     }
 }

@@ -12,12 +12,16 @@ import MISSData
 /// - MISS: Co-GSU + MM-GSU + ESU + MMoE on the multi-modal tree.
 /// - Ablations: w/o MM-GSU, w/o Co-GSU (on the MM tree), w/o MM tree (full MISS on the ID tree).
 /// - Length study: MISS with L_mm in `mmLengths` (L_co fixed).
+/// - SASRec: the two-tower baseline (self-attention user tower, ID item tower, sampled softmax, exact top-K),
+///   early-stopped on validation Recall@K.
 /// - Popularity: the K most frequent training items.
-/// SASRec (two-tower) is not part of it yet.
 public enum PaperSuite {
     public struct Options: Sendable {
         public var seeds: [UInt64] = [1, 2, 3]
         public var training = ModelTraining.Options()
+        /// SASRec's own training options (steps of `batch` instances, validation schedule); its seed, validation users
+        /// and K, and its dimension (= d) follow `training`'s.
+        public var sasrec = SASRecTraining.Options()
         public var ks = [50, 200]
         public var beam = 200
         public var mmLengths = [1000, 2000, 4000, 8000]
@@ -76,7 +80,9 @@ public enum PaperSuite {
         }
         var rows: [String: Row] = [:]
         var order: [String] = []
-        func record(_ table: String, _ method: String, _ k: Int, _ report: Evaluation.Report, _ outcome: ModelTraining.Outcome?) {
+        typealias Cost = (seconds: Double, samplesPerSecond: Double, bestStep: Int)
+        func cost(_ o: ModelTraining.Outcome) -> Cost { (o.trainSeconds, o.samplesPerSecond, o.best?.step ?? o.stepsRun) }
+        func record(_ table: String, _ method: String, _ k: Int, _ report: Evaluation.Report, _ cost: Cost?) {
             let key = "\(table)|\(method)|\(k)"
             if rows[key] == nil {
                 rows[key] = Row(table: table, method: method, k: k, recall: [], precision: [], hierarchicalRecall: [], trainSeconds: [],
@@ -86,9 +92,9 @@ public enum PaperSuite {
             rows[key]!.recall.append(report.recall)
             rows[key]!.precision.append(report.precision)
             rows[key]!.hierarchicalRecall.append(report.hierarchicalRecall)
-            rows[key]!.trainSeconds.append(outcome?.trainSeconds ?? 0)
-            rows[key]!.samplesPerSecond.append(outcome?.samplesPerSecond ?? 0)
-            rows[key]!.bestStep.append(outcome?.best?.step ?? outcome?.stepsRun ?? 0)
+            rows[key]!.trainSeconds.append(cost?.seconds ?? 0)
+            rows[key]!.samplesPerSecond.append(cost?.samplesPerSecond ?? 0)
+            rows[key]!.bestStep.append(cost?.bestStep ?? 0)
         }
         for seed in options.seeds {
             var treeOptions = IndexTree.BuildOptions()
@@ -114,18 +120,29 @@ public enum PaperSuite {
                 for k in options.ks {
                     let report = Evaluation.evaluate(estimator: outcome.estimator, tree: trees[keyPath: v.tree], dataset: dataset, users: test,
                                                      k: k, beamSize: max(options.beam, k), method: v.method)
-                    record(v.table, v.method, k, report, outcome)
+                    record(v.table, v.method, k, report, cost(outcome))
                     if v.method == "MISS" && options.mmLengths.contains(options.training.config.mmLength) {
-                        record("Length study", "MISS L_mm=\(options.training.config.mmLength)", k, report, outcome)
+                        record("Length study", "MISS L_mm=\(options.training.config.mmLength)", k, report, cost(outcome))
                     }
                 }
             }
+            var so = options.sasrec
+            so.seed = seed
+            so.config.dim = options.training.config.idDim
+            so.validationUsers = options.training.validationUsers; so.validationK = options.training.validationK
+            let s0 = Date()
+            let sasrec = try SASRecTraining.run(dataset: dataset, split: split, options: so)
+            log(String(format: "seed %llu SASRec: %d steps in %.0f s (%.0f samples/s), best validation Recall@%d %.3f at step %d",
+                       seed, sasrec.stepsRun, Date().timeIntervalSince(s0), sasrec.samplesPerSecond, so.validationK,
+                       sasrec.best?.recall ?? .nan, sasrec.best?.step ?? sasrec.stepsRun))
             for k in options.ks {
+                record("Table 1", "SASRec", k, Evaluation.evaluate(sasrec: sasrec.model, dataset: dataset, users: test, k: k),
+                       (sasrec.trainSeconds, sasrec.samplesPerSecond, sasrec.best?.step ?? sasrec.stepsRun))
                 record("Table 1", "popularity", k, Evaluation.popularity(dataset: dataset, trainUsers: split.train, users: test, k: k), nil)
             }
         }
         // Tables in order; within one, the paper's method order and the length study by L_mm.
-        let canonical = ["TDM", "TDM+MMoE", "MISS", "popularity", "w/o MM-GSU", "w/o Co-GSU", "w/o MM tree"]
+        let canonical = ["TDM", "TDM+MMoE", "SASRec", "MISS", "popularity", "w/o MM-GSU", "w/o Co-GSU", "w/o MM tree"]
             + options.mmLengths.sorted().map { "MISS L_mm=\($0)" }
         let rank = { (m: String) in canonical.firstIndex(of: m) ?? canonical.count }
         let ordered = order.map { rows[$0]! }.sorted { a, b in
