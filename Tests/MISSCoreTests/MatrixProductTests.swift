@@ -95,3 +95,33 @@ import MISSTestSupport
         #expect(a.gatherRows([1, 1, 0]) == Matrix([[4, 5, -6], [4, 5, -6], [1, -2, 3]]))
     }
 }
+
+@Suite struct BlockedProductRowsTests {
+    @Test func rowsSeeTheSameRelevancesAsOneBigProduct() {
+        var rng = Xoshiro256StarStar(seed: 21)
+        // 77 rows: two full blocks of 32 and a ragged one; L = 50 keys of width 6.
+        let q = Matrix.randomNormal(77, 6, using: &rng), k = Matrix.randomNormal(50, 6, using: &rng)
+        var full = matmul(q, k, transposeB: true)
+        full.scale(0.25)
+        for workers in [1, 2, 3] {
+            let rows = parallelRowsOfProducts(queries: q, keys: k, scale: 0.25, block: 32, workers: workers) { row, r in (row, Array(r)) }
+            #expect(rows.map(\.0) == Array(0..<77))
+            for (row, r) in rows { #expect(r == Array(full.row(row)), "row \(row) with \(workers) workers") }
+        }
+        // Against a naive Double reference too (not only against BLAS itself).
+        let naive = naiveMatmul(q, k, transposeB: true)
+        let one = parallelRowsOfProducts(queries: q, keys: k) { _, r in Array(r) }
+        for i in [0, 40, 76] { for j in [0, 49] { #expect(abs(Double(one[i][j]) - naive[i][j]) < 1e-4) } }
+        #expect(parallelRowsOfProducts(queries: Matrix(rows: 0, cols: 6), keys: k) { row, _ in row }.isEmpty)
+    }
+
+    @Test func singleThreadedSectionsNest() {
+        // (Whether the count is restored afterwards cannot be checked here: other tests run concurrently and
+        // may be inside their own sections.)
+        BLAS.singleThreaded {
+            #expect(BLAS.threads == 1)
+            BLAS.singleThreaded { #expect(BLAS.threads == 1) }
+            #expect(BLAS.threads == 1)
+        }
+    }
+}

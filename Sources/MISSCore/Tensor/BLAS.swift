@@ -1,3 +1,4 @@
+import Foundation
 import CBLAS
 
 /// A strided, read-only window onto a `Matrix`: rows `rowOffset..<rowOffset+rows`,
@@ -51,6 +52,27 @@ public enum BLAS {
 
     public static func setThreads(_ n: Int) {
         openblas_set_num_threads(Int32(max(1, n)))
+    }
+
+    private static let singleLock = NSLock()
+    nonisolated(unsafe) private static var singleDepth = 0
+    nonisolated(unsafe) private static var savedThreads = 1
+
+    /// Runs `body` with OpenBLAS single-threaded, for code that is parallel over its own work items and calls
+    /// BLAS from each worker (OpenBLAS's thread count is process-global; nested and concurrent sections are
+    /// counted, and the last one out restores the previous count).
+    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        singleLock.lock()
+        if singleDepth == 0 { savedThreads = threads; setThreads(1) }
+        singleDepth += 1
+        singleLock.unlock()
+        defer {
+            singleLock.lock()
+            singleDepth -= 1
+            if singleDepth == 0 { setThreads(savedThreads) }
+            singleLock.unlock()
+        }
+        return try body()
     }
 
     /// C[rowOffset..., colOffset...] (m×n) = alpha · op(A) · op(B) + beta · C-region,

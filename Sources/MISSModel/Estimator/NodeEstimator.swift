@@ -163,16 +163,13 @@ public struct NodeEstimator: ParameterContainer {
         var mm = GSUResult(positions: [], scores: [], weights: [])
         let k = config.topK
         if config.useCoGSU && !ctx.coItems.isEmpty {
-            let r = coRelevance(q, ctx)
+            // Eq. 11 row by row (the same products as `coRelevance`, in cache-sized blocks).
             let vCo = ctx.vCo
-            let rows = parallelMap(n) { row -> (top: [Int], s: [Float], a: [Float], x: [Float]) in
-                r.storage.withUnsafeBufferPointer { rb in
-                    let scores = UnsafeBufferPointer(rebasing: rb[(row * r.cols)..<((row + 1) * r.cols)])
-                    let top = TopK.indices(scores, k: k)
-                    let s = top.map { scores[$0] }
-                    let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
-                    return (top, s, a, Self.pooled(a, top, vCo))
-                }
+            let rows = parallelRowsOfProducts(queries: q, keys: ctx.kCo, scale: scale) { row, scores -> (top: [Int], s: [Float], a: [Float], x: [Float]) in
+                let top = TopK.indices(scores, k: k)
+                let s = top.map { scores[$0] }
+                let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
+                return (top, s, a, Self.pooled(a, top, vCo))
             }
             for (row, g) in rows.enumerated() {
                 xCo.setRow(row, g.x)
@@ -180,21 +177,18 @@ public struct NodeEstimator: ParameterContainer {
             }
         }
         if config.useMMGSU && !ctx.mmItems.isEmpty {
-            let r = mmRelevance(zNode, ctx)
+            // MM-GSU row by row (the products of `mmRelevance`, in cache-sized blocks).
             let kMM = ctx.kMM, vMM = ctx.vMM
-            let rows = parallelMap(n) { row -> (top: [Int], raw: [Float], a: [Float], x: [Float]) in
-                r.storage.withUnsafeBufferPointer { rb in
-                    let scores = UnsafeBufferPointer(rebasing: rb[(row * r.cols)..<((row + 1) * r.cols)])
-                    let top = TopK.indices(scores, k: k)
-                    // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
-                    let s = qMM.storage.withUnsafeBufferPointer { qb in
-                        kMM.storage.withUnsafeBufferPointer { kb in
-                            top.map { pos in Self.dot(qb.baseAddress! + row * d, kb.baseAddress! + pos * d, d) * scale }
-                        }
+            let rows = parallelRowsOfProducts(queries: zNode, keys: ctx.zMM) { row, scores -> (top: [Int], raw: [Float], a: [Float], x: [Float]) in
+                let top = TopK.indices(scores, k: k)
+                // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
+                let s = qMM.storage.withUnsafeBufferPointer { qb in
+                    kMM.storage.withUnsafeBufferPointer { kb in
+                        top.map { pos in Self.dot(qb.baseAddress! + row * d, kb.baseAddress! + pos * d, d) * scale }
                     }
-                    let a = Softmax.forward(vector: s)
-                    return (top, top.map { scores[$0] }, a, Self.pooled(a, top, vMM))
                 }
+                let a = Softmax.forward(vector: s)
+                return (top, top.map { scores[$0] }, a, Self.pooled(a, top, vMM))
             }
             for (row, g) in rows.enumerated() {
                 xMM.setRow(row, g.x)
@@ -277,9 +271,17 @@ public struct NodeEstimator: ParameterContainer {
         return out
     }
 
+    /// a·b in 8 lanes (a fixed order: the same value on every run), then the tail. A plain loop is one long
+    /// dependency chain of additions that the compiler may not reorder, ≈ 4 cycles per element.
     @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var s: Float = 0
-        for i in 0..<n { s += a[i] * b[i] }
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
         return s
     }
 
