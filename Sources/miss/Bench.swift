@@ -7,7 +7,7 @@ import MISSModel
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine's speed (benchmarks, not tests).",
-        subcommands: [Gemm.self, Tree.self, Beam.self, Explore.self, TopKBench.self]
+        subcommands: [Gemm.self, Tree.self, Beam.self, TrainBench.self, Explore.self, TopKBench.self]
     )
 
     /// The machine's SGEMM peak, measured in the same run as the figure it accompanies.
@@ -175,4 +175,61 @@ func residentMemoryMiB() -> Double {
           let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
           let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
     return kb / 1024
+}
+
+extension Bench {
+    struct TrainBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train",
+            abstract: "Training throughput against its FLOP bound (the products' FLOPs at the SGEMM peak).")
+
+        @Option(help: "Dataset (.missdata); its first modality, L2-normalised, stands in for the MM embeddings.") var data = "SampleData/world.missdata"
+        @Option(help: "Steps to time (after 5 warm-up steps).") var steps = 60
+        @Option(help: "User instances per step.") var batch = 16
+        @Option(help: "ID embedding dimension d.") var idDim = 32
+
+        func run() throws {
+            try runReportingInputErrors {
+                let (peak, peakLine) = Bench.peakLine()
+                print(peakLine)
+                let dataset = try loadDataset(data)
+                guard let modality = dataset.modalities.first else {
+                    throw InputError(file: data, problem: "the dataset has no modality to stand in for MM embeddings", fix: "Use SampleData/world.missdata")
+                }
+                let itemMM = modality.values.l2NormalizedRows()
+                let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
+                let split = EvaluationSplit(dataset: dataset, seed: 1)
+                var config = EstimatorConfig()
+                config.idDim = idDim
+                config.objectives = dataset.objectives.count
+                var tc = LevelwiseTrainer.Config()
+                tc.instancesPerBatch = batch
+                let trainer = LevelwiseTrainer(dataset: dataset, tree: tree, users: split.train)
+                // The FLOPs of exactly the instances the timed run sees (same seed → same samples).
+                var rng = Xoshiro256StarStar(seed: tc.seed).derived("levelwise-samples")
+                var timedFlops = 0.0
+                for step in 1...(5 + steps) {
+                    for _ in 0..<batch {
+                        guard let inst = trainer.instance(&rng, config: tc) else { continue }
+                        let nodes = trainer.samples(inst, negatives: tc.negativesPerLevel, objectives: config.objectives, &rng).nodes.count
+                        let history = inst.cut - dataset.behaviours(of: inst.user).lowerBound
+                        let f = NodeEstimator.trainingFLOPs(config: config, mmDim: itemMM.cols, coLength: history, mmLength: history, nodes: nodes)
+                        if step > 5 { timedFlops += f }
+                    }
+                }
+                let estimator = NodeEstimator(config: config, tree: tree, itemMM: itemMM, seed: 1)
+                tc.steps = 5 + steps
+                var t0 = Date(), samples = 0
+                try trainer.train(estimator, config: tc, progress: { r in
+                    if r.step == 5 { t0 = Date() } else if r.step > 5 { samples += r.samples }
+                })
+                let dt = Date().timeIntervalSince(t0)
+                let bound = timedFlops / (peak * 1e9)
+                print(String(format: "training: %d steps of %d instances, d %d, L_co %d, L_mm %d, K %d: %.2f s, %.0f samples/s, %.1f steps/s",
+                             steps, batch, idDim, config.coLength, config.mmLength, config.topK, dt, Double(samples) / dt, Double(steps) / dt))
+                print(String(format: "FLOPs: %.2f GFLOP per step → %.1f GFLOP/s achieved = %.0f%% of the SGEMM peak; FLOP bound %.2f s → %.1f× the bound (target ≤ 3×)",
+                             timedFlops / Double(steps) / 1e9, timedFlops / dt / 1e9, 100 * timedFlops / dt / 1e9 / peak, bound, dt / bound))
+            }
+        }
+    }
 }

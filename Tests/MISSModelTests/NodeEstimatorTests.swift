@@ -42,6 +42,37 @@ import MISSModel
         }
     }
 
+    @Test func gradientReplicasSumToTheSequentialGradient() {
+        // The trainer's workers: each instance's gradient goes into a replica (shared values, own gradients);
+        // summing the replicas must give what one estimator accumulates over both instances.
+        let (est, tree, history) = tiny()
+        let jobs: [(ArraySlice<Int32>, [Int], Matrix)] = [
+            (history[...], [1, 4, tree.leafNode(position: 7)], Matrix([[1, 0], [0, 0], [0, 1]])),
+            (history.prefix(9), [2, tree.levelStarts[3] + 1, tree.leafNode(position: 3)], Matrix([[0, 1], [1, 1], [0, 0]])),
+        ]
+        func run(_ e: NodeEstimator, _ job: (ArraySlice<Int32>, [Int], Matrix)) {
+            let ctx = e.context(history: job.0)
+            let f = e.forward(ctx, nodes: job.1)
+            e.backward(ctx, f, dLogits: BCEWithLogits.loss(logits: f.logits, labels: job.2).dLogits)
+        }
+        est.zeroGrad()
+        for j in jobs { run(est, j) }
+        let sequential = est.parameters.map(\.denseGradient)
+        let replicas = [est.gradientReplica(), est.gradientReplica()]
+        for (r, j) in zip(replicas, jobs) {
+            r.syncValues(from: est)
+            #expect(zip(r.parameters, est.parameters).allSatisfy { $0.value == $1.value && $0.name == $1.name })
+            run(r, j)
+        }
+        est.zeroGrad()
+        for r in replicas { for (p, q) in zip(est.parameters, r.parameters) { p.accumulateGradient(from: q) } }
+        for (p, g) in zip(est.parameters, sequential) {
+            let diff = zip(p.denseGradient.storage, g.storage).map { abs($0 - $1) }.max() ?? 0
+            #expect(diff < 1e-6, "\(p.name): replicas differ from the sequential gradient by \(diff)")
+            #expect(g.maxAbs > 0, "\(p.name): no gradient at all")
+        }
+    }
+
     @Test func gsuSelectionsMatchABruteForceReference() {
         let (est, tree, history) = tiny()
         let ctx = est.context(history: history[...])

@@ -11,6 +11,12 @@ public struct Linear: ParameterContainer {
         self.bias = bias ? Parameter(name: "\(name).bias", value: Matrix(rows: 1, cols: outputs)) : nil
     }
 
+    /// The same layer over other parameter objects (a training worker's gradient replica).
+    public init(weight: Parameter, bias: Parameter?) {
+        self.weight = weight
+        self.bias = bias
+    }
+
     public var inputs: Int { weight.value.rows }
     public var outputs: Int { weight.value.cols }
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
@@ -52,6 +58,8 @@ public struct Embedding: ParameterContainer {
     public init(name: String, count: Int, dim: Int, std: Float = 0.05, rng: inout Xoshiro256StarStar) {
         table = Parameter(name: "\(name).table", value: .randomNormal(count, dim, std: std, using: &rng), sparse: true)
     }
+
+    public init(table: Parameter) { self.table = table }
 
     public var count: Int { table.value.rows }
     public var dim: Int { table.value.cols }

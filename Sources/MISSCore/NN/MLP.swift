@@ -14,6 +14,8 @@ public struct MLP: ParameterContainer {
         }
     }
 
+    public init(layers: [Linear]) { self.layers = layers }
+
     public var parameters: [Parameter] { layers.flatMap(\.parameters) }
     public var inputSize: Int { layers[0].inputs }
     public var outputSize: Int { layers[layers.count - 1].outputs }

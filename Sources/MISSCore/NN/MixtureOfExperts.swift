@@ -10,6 +10,8 @@ public struct MixtureOfExpertsGate: ParameterContainer {
         gate = Linear(name: name, inputs: inputs, outputs: experts, rng: &rng)
     }
 
+    public init(gate: Linear) { self.gate = gate }
+
     public var parameters: [Parameter] { gate.parameters }
     public var experts: Int { gate.outputs }
 

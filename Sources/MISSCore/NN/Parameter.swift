@@ -20,6 +20,18 @@ public final class Parameter {
         self.sparseGrad = SparseRowGradient(cols: value.cols)
     }
 
+    /// A parameter with the same name and (copy-on-write shared) value and its own, zero gradient.
+    public func replica() -> Parameter { Parameter(name: name, value: value, sparse: isSparse) }
+
+    /// Adds another parameter's gradient to this one's (sparse rows in the other's first-touch order).
+    public func accumulateGradient(from other: Parameter) {
+        if isSparse {
+            for (i, row) in other.sparseGrad.rowIndices.enumerated() { sparseGrad.add(row: row, other.sparseGrad.gradient(at: i)) }
+        } else {
+            grad.addScaled(other.grad)
+        }
+    }
+
     public func zeroGrad() {
         if isSparse { sparseGrad = SparseRowGradient(cols: value.cols) } else { grad.fill(0) }
     }

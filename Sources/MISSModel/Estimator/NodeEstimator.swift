@@ -76,6 +76,29 @@ public struct NodeEstimator: ParameterContainer {
         itemLeafNode = leaf
     }
 
+    /// The same estimator over replica parameters (shared values, own gradients): what a training worker
+    /// accumulates its instances' gradients into. `syncValues(from:)` before every step.
+    public func gradientReplica() -> NodeEstimator { NodeEstimator(replicating: self) }
+
+    private init(replicating o: NodeEstimator) {
+        func lin(_ l: Linear) -> Linear { Linear(weight: l.weight.replica(), bias: l.bias?.replica()) }
+        config = o.config
+        nodeEmbedding = Embedding(table: o.nodeEmbedding.table.replica())
+        wq = o.wq.replica(); wk = o.wk.replica(); wv = o.wv.replica()
+        wqMM = o.wqMM.replica(); wkMM = o.wkMM.replica(); wvMM = o.wvMM.replica()
+        experts = o.experts.map(lin)
+        gates = o.gates.map { MixtureOfExpertsGate(gate: lin($0.gate)) }
+        towers = o.towers.map { MLP(layers: $0.layers.map(lin)) }
+        nodeMM = o.nodeMM
+        itemMM = o.itemMM
+        itemLeafNode = o.itemLeafNode
+    }
+
+    /// Points every replica parameter at `source`'s current values (no copy: the matrices are shared).
+    public func syncValues(from source: NodeEstimator) {
+        for (p, s) in zip(parameters, source.parameters) { p.value = s.value }
+    }
+
     public var parameters: [Parameter] {
         [nodeEmbedding.table, wq, wk, wv, wqMM, wkMM, wvMM] + experts.flatMap(\.parameters)
             + gates.flatMap(\.parameters) + towers.flatMap(\.parameters)
@@ -254,6 +277,31 @@ public struct NodeEstimator: ParameterContainer {
             let rows = Matrix(rows: ctx.recentLeaves.count, cols: d, storage: (0..<ctx.recentLeaves.count).flatMap { _ in share })
             nodeEmbedding.backward(ids: ctx.recentLeaves, de: rows)
         }
+    }
+
+    /// Floating-point operations (a multiply-add counts 2) of one training instance: `context` over `coLength`
+    /// and `mmLength` behaviours, `forward` over `nodes` candidates and `backward`. Only the arithmetic of
+    /// products and poolings is counted (gathers, softmaxes, top-K selection and the optimizer are not), so
+    /// `flops / SGEMM peak` is a lower bound on the time: the training's FLOP bound.
+    public static func trainingFLOPs(config c: EstimatorConfig, mmDim m: Int, coLength lc: Int, mmLength lm: Int, nodes n: Int) -> Double {
+        let d = Double(c.idDim), nn = Double(n), mm = Double(m)
+        let lco = Double(min(lc, c.coLength)), lmm = Double(min(lm, c.mmLength))
+        let kco = Double(min(c.topK, Int(lco))), kmm = Double(min(c.topK, Int(lmm)))
+        let w = Double(c.inputWidth(mmDim: m)), e = Double(c.experts), h = Double(c.expertHidden)
+        let th = Double(c.towerHidden), t = Double(c.objectives)
+        var forward = 2 * 2 * (lco + lmm) * d * d         // K and V projections of both windows (context)
+        forward += 2 * 2 * nn * d * d                     // node queries for Co-GSU and MM-SBS
+        var backward = 2 * forward                        // those projections: weight and input gradients
+        if c.useCoGSU && lco > 0 {
+            forward += 2 * nn * lco * d + 2 * nn * kco * d      // relevance GEMM (Eq. 11), Co-SBS pooling
+            backward += 8 * nn * kco * d                        // attention over the selected positions
+        }
+        if c.useMMGSU && lmm > 0 {
+            forward += 2 * nn * lmm * mm + 4 * nn * kmm * d     // relevance GEMM, MM-SBS scores and pooling
+            backward += 8 * nn * kmm * d
+        }
+        let mmoe = e * 2 * nn * w * h + t * (2 * nn * w * e + 2 * nn * e * h + 2 * nn * h * th + 2 * nn * th)
+        return forward + mmoe + backward + 2 * mmoe
     }
 
     /// Σ_k a_k · V[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node.

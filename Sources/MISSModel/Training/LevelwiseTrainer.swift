@@ -91,20 +91,41 @@ public struct LevelwiseTrainer {
         var rng = Xoshiro256StarStar(seed: config.seed).derived("levelwise-samples")
         var adam = Adam(learningRate: config.learningRate)
         let parameters = estimator.parameters
+        // Instances run in parallel, each worker into its own gradient replica (worker w takes instances
+        // w, w + W, …); the replicas are summed in worker order, so the result does not depend on timing.
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, config.instancesPerBatch))
+        let replicas = (0..<workers).map { _ in estimator.gradientReplica() }
         for step in 1...max(1, config.steps) {
-            estimator.zeroGrad()
-            var loss = 0.0, count = 0
+            var jobs: [(history: ArraySlice<Int32>, nodes: [Int], labels: Matrix)] = []
             for _ in 0..<config.instancesPerBatch {
                 guard let inst = instance(&rng, config: config) else { continue }
                 let (nodes, labels) = samples(inst, negatives: config.negativesPerLevel, objectives: estimator.config.objectives, &rng)
-                let history = dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut]
-                let ctx = estimator.context(history: history)
-                let f = estimator.forward(ctx, nodes: nodes)
-                let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: labels)
-                estimator.backward(ctx, f, dLogits: dLogits)
-                loss += l
-                count += nodes.count
+                jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], nodes, labels))
             }
+            for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
+            let perWorker = BLAS.singleThreaded {
+                parallelMap(workers, minimumPerWorker: 1) { w -> (loss: Double, count: Int) in
+                    let replica = replicas[w]
+                    var loss = 0.0, count = 0
+                    for j in stride(from: w, to: jobs.count, by: workers) {
+                        let ctx = replica.context(history: jobs[j].history)
+                        let f = replica.forward(ctx, nodes: jobs[j].nodes)
+                        let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
+                        replica.backward(ctx, f, dLogits: dLogits)
+                        loss += l
+                        count += jobs[j].nodes.count
+                    }
+                    return (loss, count)
+                }
+            }
+            estimator.zeroGrad()
+            for r in replicas {
+                for (p, q) in zip(parameters, r.parameters) {
+                    p.accumulateGradient(from: q)
+                    q.value = Matrix(rows: 0, cols: 0)   // drop the shared reference: Adam updates in place
+                }
+            }
+            let loss = perWorker.reduce(0) { $0 + $1.loss }, count = perWorker.reduce(0) { $0 + $1.count }
             // Mean over the batch's samples: scale the summed gradients accordingly.
             let scale = 1 / Float(max(1, count))
             for p in parameters {
