@@ -223,10 +223,19 @@ public struct Aggregates: Equatable, Sendable, Codable {
     /// Per user and bucket: the mean softmax score of the bucket's positions; -1 where the GSU's window has none.
     public var coHeat: [[Float]]
     public var mmHeat: [[Float]]
+    /// The bundle's SASRec baseline, when it has one: the softmax attention of its last position over its
+    /// last `sasLength` behaviours, bucketed on the same axis (nil without SASRec).
+    public var sasHeat: [[Float]]? = nil
+    public var sasLength = 0
     public var coHistogram: Histogram
     public var mmHistogram: Histogram
     public var users: Int
     public var overlap: Double
+
+    /// Fig. 5's panels in order: Co-GSU, MM-GSU and, when the bundle has it, SASRec.
+    public var heatPanels: [(title: String, heat: [[Float]])] {
+        [("Co-GSU", coHeat), ("MM-GSU", mmHeat)] + (sasHeat.map { [("SASRec (last \(sasLength))", $0)] } ?? [])
+    }
 }
 
 /// Loads a bundle and its dataset and answers the explorer's questions with the real estimator.
@@ -343,7 +352,7 @@ public final class ExplorerModel: @unchecked Sendable {
         var coHeat: [[Float]] = [], mmHeat: [[Float]] = [], names: [String] = []
         var coTop: [Float] = [], mmTop: [Float] = []
         var overlapSum = 0.0
-        var rowsCo: [[Float]] = [], rowsMM: [[Float]] = []
+        var rowsCo: [[Float]] = [], rowsMM: [[Float]] = [], rowsSAS: [[Float]] = []
         for (n, u) in chosen.enumerated() {
             progress?(n, chosen.count)
             let hist = dataset.behaviourItems[history(of: u)]
@@ -364,6 +373,7 @@ public final class ExplorerModel: @unchecked Sendable {
                 names.append(dataset.userIDs[u])
                 rowsCo.append(pCo)
                 rowsMM.append(pMM)
+                if let sas = bundle.sasrec { rowsSAS.append(sas.attention(history: hist)) }
             }
         }
         // The position axis spans the longest MM window among the rows (L_mm when histories are that long).
@@ -371,8 +381,10 @@ public final class ExplorerModel: @unchecked Sendable {
         let buckets = min(buckets, window)
         coHeat = rowsCo.map { Self.bucketed($0, buckets: buckets, window: window) }
         mmHeat = rowsMM.map { Self.bucketed($0, buckets: buckets, window: window) }
+        let sasHeat = bundle.sasrec.map { _ in rowsSAS.map { Self.bucketed($0, buckets: buckets, window: window) } }
         progress?(chosen.count, chosen.count)
         return Aggregates(heatmapUsers: names, buckets: buckets, window: window, coHeat: coHeat, mmHeat: mmHeat,
+                          sasHeat: sasHeat, sasLength: bundle.sasrec?.config.maxLength ?? 0,
                           coHistogram: Self.histogram(coTop, bins: bins), mmHistogram: Self.histogram(mmTop, bins: bins),
                           users: chosen.count, overlap: chosen.isEmpty ? 0 : overlapSum / Double(chosen.count))
     }

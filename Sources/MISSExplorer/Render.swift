@@ -319,12 +319,20 @@ private func heatmapView(_ screen: inout Screen, _ body: Body, _ s: ExplorerStat
     guard let a = aggregatesPlaceholder(&screen, body, s) else { return }
     screen.put("Fig. 5 · GSU softmax attention by position, old → recent (last \(a.window) behaviours, \(max(1, a.window / a.buckets)) per column; query: each user's first held-out target)",
                x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
-    screen.put("Shade: mean softmax score per position, relative to the row's max · ·: outside the window · SASRec: not in bundle",
-               x: 1, y: body.y + 1, style: .dim, maxWidth: s.width - 2)
     let labelWidth = 9
-    let cell = max(1, (s.width - labelWidth - 4) / (2 * a.buckets))
+    // Three panels when the bundle has SASRec and the terminal is wide enough, else the two GSUs.
+    var all = a.heatPanels
+    let needed = labelWidth + 1 + all.count * (a.buckets + 2)
+    var sasNote = a.sasHeat == nil ? "SASRec: not in bundle (miss train --sasrec-steps N)" : "SASRec: its last position's attention"
+    if all.count > 2 && s.width < needed {
+        all = Array(all.prefix(2))
+        sasNote = "SASRec panel: widen to ≥ \(needed) columns"
+    }
+    screen.put("Shade: mean softmax score per position, relative to the row's max · ·: outside the window · " + sasNote,
+               x: 1, y: body.y + 1, style: .dim, maxWidth: s.width - 2)
+    let cell = max(1, (s.width - labelWidth - 2 * all.count) / (all.count * a.buckets))
     let panelWidth = cell * a.buckets
-    let panels: [(String, [[Float]], Int)] = [("Co-GSU", a.coHeat, labelWidth + 1), ("MM-GSU", a.mmHeat, labelWidth + 3 + panelWidth)]
+    let panels: [(String, [[Float]], Int)] = all.enumerated().map { i, p in (p.title, p.heat, labelWidth + 1 + i * (panelWidth + 2)) }
     let rows = min(a.heatmapUsers.count, body.height - 4)
     for (title, heat, x) in panels {
         screen.put(Text.fit(title, panelWidth), x: x, y: body.y + 2, style: .header)

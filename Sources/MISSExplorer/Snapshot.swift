@@ -241,11 +241,12 @@ public enum SVG {
     public static func heatmap(_ a: Aggregates) -> String {
         let cell = 10, label = 90, gap = 30, top = 40
         let panel = a.buckets * cell
-        let width = label + 2 * panel + gap + 20, height = top + a.heatmapUsers.count * cell + 40
+        let panels = a.heatPanels
+        let width = label + panels.count * panel + (panels.count - 1) * gap + 20, height = top + a.heatmapUsers.count * cell + 40
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"11\">\n"
         out += "<rect width=\"\(width)\" height=\"\(height)\" fill=\"white\"/>\n"
-        for (p, (title, heat)) in [("Co-GSU", a.coHeat), ("MM-GSU", a.mmHeat)].enumerated() {
+        for (p, (title, heat)) in panels.enumerated() {
             let x0 = label + p * (panel + gap)
             out += "<text x=\"\(x0)\" y=\"\(top - 10)\" font-weight=\"bold\">\(title)</text>\n"
             for (r, row) in heat.enumerated() {

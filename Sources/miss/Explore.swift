@@ -42,7 +42,7 @@ enum SampleData {
         let b = try BuildTree.parse(["--data", data, "--embeddings", emb, "--out", tree])
         try b.run()
         say("[3/3] level-wise training of the estimator")
-        let t = try Train.parse(["--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--steps", String(trainingSteps)])
+        let t = try Train.parse(["--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--steps", String(trainingSteps), "--sasrec-steps", "2000"])
         try t.run()
         say(String(format: "SampleData bundle ready in %.0f s: %@", Date().timeIntervalSince(t0), bundle))
         return (bundle, data)

@@ -30,6 +30,8 @@ struct Train: ParsableCommand {
     @Option(help: "Stop after this many validations without improvement; 0 = never stop early.") var patience = 4
     @Option(help: "Validation users per validation (the first N of the split's validation users).") var validationUsers = 60
     @Option(help: "K (and beam) of the validation retrieval.") var validationK = 50
+    @Option(help: "Also train the SASRec two-tower baseline on the same split for at most N steps (batches of 128 users) and keep it in the bundle (the explorer's Fig. 5 shows its attention); 0 = none.")
+    var sasrecSteps = 0
 
     func validate() throws {
         guard topK >= 1, topK <= coLength, topK <= mmLength else {
@@ -38,8 +40,8 @@ struct Train: ParsableCommand {
         guard steps >= 1, batch >= 1, negatives >= 0, idDim >= 1, experts >= 1, learningRate > 0 else {
             throw ValidationError("need --steps, --batch, --id-dim, --experts ≥ 1, --negatives ≥ 0 and --learning-rate > 0")
         }
-        guard evalEvery >= 0, patience >= 0, validationUsers >= 1, validationK >= 1 else {
-            throw ValidationError("need --eval-every ≥ 0, --patience ≥ 0, --validation-users ≥ 1 and --validation-k ≥ 1")
+        guard evalEvery >= 0, patience >= 0, validationUsers >= 1, validationK >= 1, sasrecSteps >= 0 else {
+            throw ValidationError("need --eval-every ≥ 0, --patience ≥ 0, --validation-users ≥ 1, --validation-k ≥ 1 and --sasrec-steps ≥ 0")
         }
     }
 
@@ -93,7 +95,23 @@ struct Train: ParsableCommand {
                              min(validationUsers, split.validation.count), validationK, outcome.history.joined(separator: " "), best.score, best.step,
                              validationK, best.recall, outcome.stepsRun < steps ? "; stopped early at step \(outcome.stepsRun)" : ""))
             }
-            try bundle(outcome.estimator, outcome.trainingMetrics).write(to: url)
+            var final = bundle(outcome.estimator, outcome.trainingMetrics)
+            if sasrecSteps > 0 {
+                var so = SASRecTraining.Options()
+                so.steps = sasrecSteps; so.seed = seed; so.config.dim = idDim
+                so.validationUsers = validationUsers; so.validationK = validationK
+                let sbar = ProgressBar("SASRec", total: sasrecSteps, unit: "steps")
+                let s = try SASRecTraining.run(dataset: dataset, split: split, options: so) { step, loss in
+                    sbar.update(step, status: String(format: "loss %.4f", loss))
+                }
+                sbar.finish()
+                print(String(format: "SASRec: %d steps in %.1f s (%.0f users/s), best validation Recall@%d %.4f at step %d",
+                             s.stepsRun, s.trainSeconds, s.samplesPerSecond, validationK, s.best?.recall ?? .nan, s.best?.step ?? s.stepsRun))
+                final.sasrec = s.model
+                final.manifest.training["sasrec_steps"] = Double(s.stepsRun)
+                if let b = s.best { final.manifest.training["sasrec_validation_recall"] = b.recall }
+            }
+            try final.write(to: url)
             try? FileManager.default.removeItem(at: checkpointURL)
             print(String(format: "wrote bundle %@: %d steps, %d samples in %.1f s of training (%.0f samples/s) + %.1f s of validation, final loss %.4f; total %.1f s",
                          url.path, outcome.stepsRun, outcome.samples, outcome.trainSeconds, outcome.samplesPerSecond, outcome.validationSeconds,

@@ -22,8 +22,11 @@ enum Fixture {
         var tc = LevelwiseTrainer.Config()
         tc.steps = 15; tc.instancesPerBatch = 4; tc.seed = 2
         try! LevelwiseTrainer(dataset: d, tree: tree, users: split.train).train(est, config: tc)
-        let b = ModelBundle(estimator: est, tree: tree, embeddings: ItemEmbeddings(content: mm, multimodal: mm, textSource: "dataset"),
+        var b = ModelBundle(estimator: est, tree: tree, embeddings: ItemEmbeddings(content: mm, multimodal: mm, textSource: "dataset"),
                             dataset: d, splitSeed: 1, training: ["steps": 15])
+        var so = SASRecTraining.Options()
+        so.config.dim = 8; so.config.maxLength = 20; so.config.negatives = 16; so.steps = 20; so.batch = 8; so.evalEvery = 0
+        b.sasrec = try! SASRecTraining.run(dataset: d, split: split, options: so).model
         return ExplorerModel(bundle: b, dataset: d, bundlePath: "fixture.bundle", dataPath: "fixture.missdata")
     }()
 

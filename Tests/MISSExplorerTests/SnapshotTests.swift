@@ -42,7 +42,7 @@ import MISSExplorer
         b.heatmapUsers = ["<u&1>"] + b.heatmapUsers.dropFirst()
         #expect(XMLParser(data: Data(SVG.heatmap(b).utf8)).parse())
         let rects = SVG.heatmap(a).components(separatedBy: "<rect").count - 2   // minus the background
-        #expect(rects == a.heatmapUsers.count * a.buckets * 2)
+        #expect(rects == a.heatmapUsers.count * a.buckets * a.heatPanels.count)
     }
 
     @Test func badSnapshotsGiveClearErrors() throws {

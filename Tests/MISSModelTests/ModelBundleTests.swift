@@ -41,6 +41,26 @@ import MISSModel
         let c = back.estimator.forward(back.estimator.context(history: history), nodes: nodes).logits
         #expect(a == c)
         #expect(back.itemTitles == d.itemTitles)
+        #expect(back.sasrec == nil && back.manifest.sasrec == nil)
+    }
+
+    @Test func aSASRecBaselineTravelsWithTheBundle() throws {
+        var (b, d) = try makeBundle()
+        var c = SASRec.Config()
+        c.dim = 6; c.maxLength = 12
+        b.sasrec = SASRec(config: c, items: d.itemCount, seed: 4)
+        let dir = try temporaryDirectory()
+        let url = dir.appendingPathComponent("bundle")
+        try b.write(to: url)
+        let back = try ModelBundle.load(from: url, dataset: d)
+        #expect(back.manifest.sasrec == c && back.manifest.checksums["sasrec.safetensors"] != nil)
+        #expect(back.sasrec!.parameters.map(\.value) == b.sasrec!.parameters.map(\.value))
+        let history = d.behaviourItems[d.behaviours(of: 1)]
+        #expect(back.sasrec!.retrieve(history: history, k: 10) == b.sasrec!.retrieve(history: history, k: 10))
+        // Weights that do not fit the manifest's SASRec config are refused, naming the tensor.
+        try editManifest(url) { m in var s = m["sasrec"] as! [String: Any]; s["dim"] = 7; m["sasrec"] = s }
+        let e = inputError { _ = try ModelBundle.load(from: url) }
+        #expect(e?.file.hasSuffix("sasrec.safetensors") == true && e?.location == "tensor 'sasrec.item.table'", "\(String(describing: e))")
     }
 
     @Test func badBundlesAreRefusedWithTheReason() throws {

@@ -42,6 +42,9 @@ import MISSTestSupport
         let s = x.map { xj in zip(q, mul(xj, m.wk.value)).reduce(0.0) { $0 + $1.0 * $1.1 } / 2 }
         let ex = s.map { Foundation.exp($0 - s.max()!) }
         let a = ex.map { $0 / ex.reduce(0, +) }
+        let att = m.attention(history: history)
+        #expect(att.count == 3)
+        for j in 0..<3 { #expect(abs(Double(att[j]) - a[j]) < 1e-5, "attention[\(j)] = \(att[j]), expected \(a[j])") }
         var h = x[2]
         for j in 0..<3 { let v = mul(x[j], m.wv.value); for c in 0..<d { h[c] += a[j] * v[c] } }
         var z = mul(h, m.ffn1.weight.value)

@@ -88,6 +88,12 @@ public struct SASRec: ParameterContainer {
         return UserForward(users: u, sequences: sequences, x: xs, k: ks, v: vs, q: qs, attention: atts, h: h, hidden: hidden)
     }
 
+    /// The user tower's attention for one history: softmax weights of its most recent position over its last
+    /// min(history, maxLength) behaviours, oldest first (what Fig. 5 shows for SASRec).
+    public func attention(history: ArraySlice<Int32>) -> [Float] {
+        userForward([history]).attention[0]
+    }
+
     /// Accumulates the parameters' gradients for dLoss/du (B, d).
     public func userBackward(_ f: UserForward, dUsers: Matrix) {
         let d = config.dim, l = config.maxLength

@@ -6,7 +6,8 @@ import MISSData
 /// `manifest.json` (format version, config, dataset fingerprint, training metrics, file checksums),
 /// `weights.safetensors` (every parameter by name; Python's safetensors loads it),
 /// `tree.misstree`, `embeddings.missemb` (frozen item MM embeddings) and `items.safetensors`
-/// (item ids and titles, so that a bundle can be read without its dataset).
+/// (item ids and titles, so that a bundle can be read without its dataset); optionally `sasrec.safetensors`,
+/// a SASRec two-tower baseline trained on the same split (the explorer's Fig. 5 compares its attention).
 public struct ModelBundle {
     public static let format = "miss-bundle"
     public static let version = 1
@@ -20,11 +21,13 @@ public struct ModelBundle {
         public var training: [String: Double]
         /// FNV-1a 64-bit of each file's bytes, hex.
         public var checksums: [String: String]
+        /// The SASRec baseline's configuration when the bundle carries one.
+        public var sasrec: SASRec.Config?
 
         public init(format: String, version: Int, config: EstimatorConfig, dataset: DatasetInfo, tree: TreeInfo,
-                    training: [String: Double], checksums: [String: String]) {
+                    training: [String: Double], checksums: [String: String], sasrec: SASRec.Config? = nil) {
             self.format = format; self.version = version; self.config = config; self.dataset = dataset
-            self.tree = tree; self.training = training; self.checksums = checksums
+            self.tree = tree; self.training = training; self.checksums = checksums; self.sasrec = sasrec
         }
     }
 
@@ -56,6 +59,8 @@ public struct ModelBundle {
     public var embeddings: ItemEmbeddings
     public var itemIDs: [String]
     public var itemTitles: [String]
+    /// The SASRec baseline trained next to the estimator, if any.
+    public var sasrec: SASRec?
 
     public init(manifest: Manifest, estimator: NodeEstimator, tree: IndexTree, embeddings: ItemEmbeddings,
                 itemIDs: [String], itemTitles: [String]) {
@@ -96,12 +101,20 @@ public struct ModelBundle {
     public func write(to url: URL) throws {
         var weights = SafetensorsWriter(metadata: ["format": "miss-weights", "version": String(Self.version)])
         for p in estimator.parameters { weights.add(p.name, matrix: p.value) }
+        var files: [String: Data] = [:]
+        var manifest = self.manifest
+        manifest.sasrec = sasrec?.config
+        if let sasrec {
+            var w = SafetensorsWriter(metadata: ["format": "miss-sasrec", "version": String(Self.version)])
+            for p in sasrec.parameters { w.add(p.name, matrix: p.value) }
+            files["sasrec.safetensors"] = w.serialized()
+        }
         var items = SafetensorsWriter(metadata: ["format": "miss-items", "version": String(Self.version)])
         items.add("item.ids", strings: itemIDs)
         items.add("item.titles", strings: itemTitles)
-        let files: [String: Data] = ["weights.safetensors": weights.serialized(), "tree.misstree": tree.fileData(),
-                                     "items.safetensors": items.serialized()]
-        var manifest = self.manifest
+        files["weights.safetensors"] = weights.serialized()
+        files["tree.misstree"] = tree.fileData()
+        files["items.safetensors"] = items.serialized()
         for (name, data) in files { manifest.checksums[name] = Self.checksum(data) }
         try AtomicWrite.writeDirectory(at: url) { dir in
             for (name, data) in files { try AtomicWrite.write(data, to: dir.appendingPathComponent(name)) }
@@ -156,22 +169,40 @@ public struct ModelBundle {
         }
         let weightsPath = url.appendingPathComponent("weights.safetensors")
         let estimator = NodeEstimator(config: manifest.config, tree: tree, itemMM: embeddings.multimodal, seed: 0)
+        try loadParameters(estimator.parameters, from: weightsPath, shapesFrom: "the tree and config")
+        var sasrec: SASRec?
+        if let c = manifest.sasrec {
+            let model = SASRec(config: c, items: manifest.dataset.items, seed: 0)
+            try loadParameters(model.parameters, from: url.appendingPathComponent("sasrec.safetensors"), shapesFrom: "the manifest's sasrec config")
+            sasrec = model
+        }
+        let itemsPath = url.appendingPathComponent("items.safetensors")
         do {
-            let f = try SafetensorsFile(path: weightsPath.path)
-            for p in estimator.parameters {
+            let items = try SafetensorsFile(path: itemsPath.path)
+            var bundle = ModelBundle(manifest: manifest, estimator: estimator, tree: tree, embeddings: embeddings,
+                                     itemIDs: try items.strings("item.ids"), itemTitles: try items.strings("item.titles"))
+            bundle.sasrec = sasrec
+            return bundle
+        } catch let e as SafetensorsError {
+            throw InputError(file: itemsPath.path, problem: e.description, fix: "Retrain with `miss train`")
+        }
+    }
+
+    /// Every parameter's value from a safetensors file, by name, with its shape checked.
+    static func loadParameters(_ parameters: [Parameter], from url: URL, shapesFrom source: String) throws {
+        do {
+            let f = try SafetensorsFile(path: url.path)
+            for p in parameters {
                 let m = try f.matrix(p.name)
                 guard m.rows == p.value.rows && m.cols == p.value.cols else {
-                    throw InputError(file: weightsPath.path, location: "tensor '\(p.name)'",
-                                     problem: "has shape [\(m.rows), \(m.cols)] but the tree and config need [\(p.value.rows), \(p.value.cols)]",
+                    throw InputError(file: url.path, location: "tensor '\(p.name)'",
+                                     problem: "has shape [\(m.rows), \(m.cols)] but \(source) need [\(p.value.rows), \(p.value.cols)]",
                                      fix: "The weights do not belong to this tree; retrain with `miss train`")
                 }
                 p.value = m
             }
-            let items = try SafetensorsFile(path: url.appendingPathComponent("items.safetensors").path)
-            return ModelBundle(manifest: manifest, estimator: estimator, tree: tree, embeddings: embeddings,
-                               itemIDs: try items.strings("item.ids"), itemTitles: try items.strings("item.titles"))
         } catch let e as SafetensorsError {
-            throw InputError(file: weightsPath.path, problem: e.description, fix: "Retrain with `miss train`")
+            throw InputError(file: url.path, problem: e.description, fix: "Retrain with `miss train`")
         }
     }
 }
