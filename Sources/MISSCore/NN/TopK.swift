@@ -141,6 +141,21 @@ public enum TopK {
                 var threshold = initial
                 var count = 0
                 var i = 0
+                /// Keeps entry j if it beats the threshold; false for a NaN (the general path orders those).
+                @inline(__always) func examine(_ j: Int) -> Bool {
+                    let s = p[j]
+                    if s > threshold || (threshold == -.infinity && s == -.infinity) {
+                        keys[count] = Self.key(s, j)
+                        count += 1
+                        if count == capacity {
+                            // Cut: the k best keys to the front (quickselect); the threshold becomes the k-th score.
+                            threshold = Self.score(kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k))
+                            count = k
+                        }
+                        return true
+                    }
+                    return s == s
+                }
                 while i < n {
                     let end = min(n, i + 16)
                     // One SIMD test of the block: most blocks hold nothing above the threshold. `!(x <= t)` is
@@ -154,35 +169,12 @@ public enum TopK {
                         while mask != 0 {
                             let j = i + mask.trailingZeroBitCount
                             mask &= mask - 1
-                            let s = p[j]
-                            if s > threshold {
-                                keys[count] = Self.key(s, j)
-                                count += 1
-                                if count == capacity {
-                                    threshold = Self.score(kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k))
-                                    count = k
-                                }
-                            } else if s != s {
-                                return nil
-                            }
+                            guard examine(j) else { return nil }
                         }
                         i = end
                         continue
                     }
-                    for j in i..<end {
-                        let s = p[j]
-                        if s > threshold || (threshold == -.infinity && s == -.infinity) {
-                            keys[count] = Self.key(s, j)
-                            count += 1
-                            if count == capacity {
-                                // Cut: the k best keys to the front (quickselect); the threshold becomes the k-th score.
-                                threshold = Self.score(kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k))
-                                count = k
-                            }
-                        } else if s != s {
-                            return nil
-                        }
-                    }
+                    for j in i..<end { guard examine(j) else { return nil } }
                     i = end
                 }
                 guard count >= k || initial == -.infinity else { continue }
