@@ -9,6 +9,7 @@ $B bench gemm
 $B bench topk
 $B bench topk --length 2000
 $B bench tree
+$B bench train     # training samples/s against its FLOP bound (SampleData)
 $B bench beam --mm-length 2000
 $B bench beam --mm-length 4000
 $B bench explore   # SampleData's bundle (trained on first use)
