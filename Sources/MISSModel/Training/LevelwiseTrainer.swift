@@ -75,6 +75,9 @@ public struct LevelwiseTrainer {
         return (nodes, Matrix(rows: nodes.count, cols: t, storage: labels))
     }
 
+    /// Gradient shards per step: a constant, so that results do not depend on the core count.
+    static let gradientShards = 4
+
     public struct StepReport { public var step: Int; public var loss: Double; public var samples: Int }
 
     /// What `control` tells the loop after a step.
@@ -91,10 +94,11 @@ public struct LevelwiseTrainer {
         var rng = Xoshiro256StarStar(seed: config.seed).derived("levelwise-samples")
         var adam = Adam(learningRate: config.learningRate)
         let parameters = estimator.parameters
-        // Instances run in parallel, each worker into its own gradient replica (worker w takes instances
-        // w, w + W, …); the replicas are summed in worker order, so the result does not depend on timing.
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, config.instancesPerBatch))
-        let replicas = (0..<workers).map { _ in estimator.gradientReplica() }
+        // Instances run in parallel in a fixed number of shards, each into its own gradient replica (shard s
+        // takes instances s, s + S, …); the replicas are summed in shard order. Neither the timing nor the
+        // machine's core count changes the result.
+        let shards = max(1, min(Self.gradientShards, config.instancesPerBatch))
+        let replicas = (0..<shards).map { _ in estimator.gradientReplica() }
         for step in 1...max(1, config.steps) {
             var jobs: [(history: ArraySlice<Int32>, nodes: [Int], labels: Matrix)] = []
             for _ in 0..<config.instancesPerBatch {
@@ -104,10 +108,10 @@ public struct LevelwiseTrainer {
             }
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
             let perWorker = BLAS.singleThreaded {
-                parallelMap(workers, minimumPerWorker: 1) { w -> (loss: Double, count: Int) in
+                parallelMap(shards, minimumPerWorker: 1) { w -> (loss: Double, count: Int) in
                     let replica = replicas[w]
                     var loss = 0.0, count = 0
-                    for j in stride(from: w, to: jobs.count, by: workers) {
+                    for j in stride(from: w, to: jobs.count, by: shards) {
                         let ctx = replica.context(history: jobs[j].history)
                         let f = replica.forward(ctx, nodes: jobs[j].nodes)
                         let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
