@@ -167,6 +167,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Beam size.") var beam = 200
     @Option(help: "Evaluate on the test or the validation users.") var users: UserSet = .test
     @Option(help: "Also write the reports as JSON here.") var json: String?
+    @Flag(help: "Also score every item with the estimator, without the tree (a diagnostic of what beam search loses; slow).") var exhaustive = false
     @Option(help: "paper: train and evaluate the baselines, MISS, its ablations and the MM-GSU length study over several seeds (needs --embeddings).")
     var suite: Suite?
     @Option(help: "With --suite: embeddings file from `miss embed`.") var embeddings: String?
@@ -197,6 +198,13 @@ struct Eval: ParsableCommand {
                 reports.append(Evaluation.evaluate(estimator: b.estimator, tree: b.tree, dataset: dataset, users: evalUsers,
                                                    k: kk, beamSize: max(beam, kk)) { bar.update($0) })
                 bar.finish()
+                if exhaustive {
+                    let xbar = ProgressBar("all leaves K=\(kk)", total: evalUsers.count, unit: "users")
+                    reports.append(Evaluation.evaluateExhaustive(estimator: b.estimator, tree: b.tree, dataset: dataset, users: evalUsers, k: kk) {
+                        xbar.update($0)
+                    })
+                    xbar.finish()
+                }
                 reports.append(Evaluation.popularity(dataset: dataset, trainUsers: split.train, users: evalUsers, k: kk))
             }
             print("\(users.rawValue) users of \(dataset.name) (split seed \(b.manifest.dataset.splitSeed)), beam \(beam)")

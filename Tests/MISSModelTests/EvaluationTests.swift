@@ -42,3 +42,26 @@ import MISSModel
         #expect(r.hierarchicalRecall.count == tree.leafLevel + 1 && r.hierarchicalRecall.allSatisfy { $0 == 1 })
     }
 }
+
+@Suite struct ExhaustiveEvaluationTests {
+    @Test func allLeavesEqualsABeamThatKeepsEveryNode() {
+        // With a beam as wide as the catalogue nothing is pruned, so the beam search must return exactly the
+        // exhaustive ranking (the same estimator scores, the same mean over objectives, the same top-K order).
+        var wc = SyntheticWorld.Config()
+        wc.seed = 6; wc.items = 96; wc.users = 30; wc.maxLength = 60
+        let d = SyntheticWorld.generate(wc).dataset
+        let mm = d.modalities[0].values.l2NormalizedRows()
+        let tree = IndexTree.build(embeddings: mm, kind: .multimodal)
+        var c = EstimatorConfig()
+        c.idDim = 6; c.coLength = 30; c.mmLength = 40; c.topK = 5; c.experts = 2; c.expertHidden = 6; c.towerHidden = 3
+        c.objectives = d.objectives.count
+        let est = NodeEstimator(config: c, tree: tree, itemMM: mm, seed: 3)
+        let users = EvaluationSplit.usersWithTargets(EvaluationSplit(dataset: d, seed: 1).test, in: d)
+        #expect(!users.isEmpty)
+        let exhaustive = Evaluation.evaluateExhaustive(estimator: est, tree: tree, dataset: d, users: users, k: 10)
+        let beam = Evaluation.evaluate(estimator: est, tree: tree, dataset: d, users: users, k: 10, beamSize: 96)
+        #expect(exhaustive.users == beam.users)
+        #expect(abs(exhaustive.recall - beam.recall) < 1e-12 && abs(exhaustive.precision - beam.precision) < 1e-12)
+        #expect(exhaustive.recall > 0)
+    }
+}

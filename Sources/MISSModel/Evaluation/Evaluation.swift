@@ -47,6 +47,30 @@ public enum Evaluation {
                       hierarchicalRecall: hSum.map { $0 / n })
     }
 
+    /// The estimator without the tree: every leaf (item not in the history) scored by the estimator, the K
+    /// best by mean probability. Separates the estimator's quality from the beam search's pruning: the gap
+    /// between this and `evaluate` is what the tree costs. Expensive (all items per user): a diagnostic.
+    public static func evaluateExhaustive(estimator: NodeEstimator, tree: IndexTree, dataset: Dataset, users: [Int], k: Int,
+                                          progress: ((Int) -> Void)? = nil) -> Report {
+        let leaves = Array(tree.nodes(atLevel: tree.leafLevel))
+        let start = tree.levelStarts[tree.leafLevel]
+        var done = 0
+        return evaluate(dataset: dataset, users: users, k: k, method: "all leaves") { history, seen in
+            progress?(done)
+            done += 1
+            let ctx = estimator.context(history: history)
+            let candidates = leaves.filter { !seen.contains(tree.leafItems[$0 - start]) }
+            var mean: [Float] = []
+            mean.reserveCapacity(candidates.count)
+            for chunk in stride(from: 0, to: candidates.count, by: 1024) {
+                let nodes = Array(candidates[chunk..<min(candidates.count, chunk + 1024)])
+                let p = estimator.forward(ctx, nodes: nodes).logits.map(sigmoid)
+                mean += p.rowSums().map { $0 / Float(p.cols) }
+            }
+            return TopK.indices(mean, k: k).map { tree.leafItems[candidates[$0] - start] }
+        }
+    }
+
     /// The popularity baseline: the K items most often seen by training users, minus the user's history.
     public static func popularity(dataset: Dataset, trainUsers: [Int], users: [Int], k: Int) -> Report {
         var counts = [Float](repeating: 0, count: dataset.itemCount)
