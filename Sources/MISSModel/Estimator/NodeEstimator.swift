@@ -132,21 +132,20 @@ public struct NodeEstimator: ParameterContainer {
     /// L_mm (frozen). The explorer's heatmaps and histograms (Figs. 5–6) are softmaxes of these; the
     /// batched forward pass computes the same products for many nodes at once.
     public func relevance(_ ctx: UserContext, node: Int) -> (co: [Float], mm: [Float]) {
-        let co = ctx.coItems.isEmpty ? [] : coRelevance(matmul(nodeEmbedding.forward([node]), wq.value), ctx).storage
-        let mm = ctx.mmItems.isEmpty ? [] : mmRelevance(nodeMM.gatherRows([node]), ctx).storage
+        let co = ctx.coItems.isEmpty ? [] : coRelevanceRows(matmul(nodeEmbedding.forward([node]), wq.value), ctx) { Array($1) }[0]
+        let mm = ctx.mmItems.isEmpty ? [] : mmRelevanceRows(nodeMM.gatherRows([node]), ctx) { Array($1) }[0]
         return (co, mm)
     }
 
-    /// Eq. 11: r_i = (W_q e_n)·(W_k e_i)/√d for queries Q = E_n·W_q (N, d) — one GEMM, (N, L_co).
-    func coRelevance(_ q: Matrix, _ ctx: UserContext) -> Matrix {
-        var r = matmul(q, ctx.kCo, transposeB: true)
-        r.scale(1 / Float(config.idDim).squareRoot())
-        return r
+    /// Eq. 11: r_i = (W_q e_n)·(W_k e_i)/√d for queries Q = E_n·W_q (N, d), handed to `body` row by row
+    /// (computed in cache-sized blocks, see `parallelRowsOfProducts`).
+    func coRelevanceRows<T>(_ q: Matrix, _ ctx: UserContext, _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
+        parallelRowsOfProducts(queries: q, keys: ctx.kCo, scale: 1 / Float(config.idDim).squareRoot(), body)
     }
 
-    /// MM-GSU: r_i = z_n·z_i on the frozen embeddings for node embeddings Z (N, m) — one GEMM, (N, L_mm).
-    func mmRelevance(_ z: Matrix, _ ctx: UserContext) -> Matrix {
-        matmul(z, ctx.zMM, transposeB: true)
+    /// MM-GSU: r_i = z_n·z_i on the frozen embeddings for node embeddings Z (N, m), row by row.
+    func mmRelevanceRows<T>(_ z: Matrix, _ ctx: UserContext, _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
+        parallelRowsOfProducts(queries: z, keys: ctx.zMM, body)
     }
 
     /// Every item's learned ID embedding (its leaf node's row), (items, d): what a TDM-style tree clusters.
@@ -186,9 +185,8 @@ public struct NodeEstimator: ParameterContainer {
         var mm = GSUResult(positions: [], scores: [], weights: [])
         let k = config.topK
         if config.useCoGSU && !ctx.coItems.isEmpty {
-            // Eq. 11 row by row (the same products as `coRelevance`, in cache-sized blocks).
             let vCo = ctx.vCo
-            let rows = parallelRowsOfProducts(queries: q, keys: ctx.kCo, scale: scale) { row, scores -> (top: [Int], s: [Float], a: [Float], x: [Float]) in
+            let rows = coRelevanceRows(q, ctx) { row, scores -> (top: [Int], s: [Float], a: [Float], x: [Float]) in
                 let top = TopK.indices(scores, k: k)
                 let s = top.map { scores[$0] }
                 let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
@@ -200,9 +198,8 @@ public struct NodeEstimator: ParameterContainer {
             }
         }
         if config.useMMGSU && !ctx.mmItems.isEmpty {
-            // MM-GSU row by row (the products of `mmRelevance`, in cache-sized blocks).
             let kMM = ctx.kMM, vMM = ctx.vMM
-            let rows = parallelRowsOfProducts(queries: zNode, keys: ctx.zMM) { row, scores -> (top: [Int], raw: [Float], a: [Float], x: [Float]) in
+            let rows = mmRelevanceRows(zNode, ctx) { row, scores -> (top: [Int], raw: [Float], a: [Float], x: [Float]) in
                 let top = TopK.indices(scores, k: k)
                 // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
                 let s = qMM.storage.withUnsafeBufferPointer { qb in

@@ -53,21 +53,19 @@ public enum Evaluation {
     public static func evaluateExhaustive(estimator: NodeEstimator, tree: IndexTree, dataset: Dataset, users: [Int], k: Int,
                                           progress: ((Int) -> Void)? = nil) -> Report {
         let leaves = Array(tree.nodes(atLevel: tree.leafLevel))
-        let start = tree.levelStarts[tree.leafLevel]
         var done = 0
         return evaluate(dataset: dataset, users: users, k: k, method: "all leaves") { history, seen in
             progress?(done)
             done += 1
             let ctx = estimator.context(history: history)
-            let candidates = leaves.filter { !seen.contains(tree.leafItems[$0 - start]) }
+            let candidates = leaves.filter { !seen.contains(tree.item(ofLeaf: $0)) }
             var mean: [Float] = []
             mean.reserveCapacity(candidates.count)
             for chunk in stride(from: 0, to: candidates.count, by: 1024) {
                 let nodes = Array(candidates[chunk..<min(candidates.count, chunk + 1024)])
-                let p = estimator.forward(ctx, nodes: nodes).logits.map(sigmoid)
-                mean += p.rowSums().map { $0 / Float(p.cols) }
+                mean += BeamSearch.rankingScores(estimator.forward(ctx, nodes: nodes).logits).mean
             }
-            return TopK.indices(mean, k: k).map { tree.leafItems[candidates[$0] - start] }
+            return TopK.indices(mean, k: k).map { tree.item(ofLeaf: candidates[$0]) }
         }
     }
 

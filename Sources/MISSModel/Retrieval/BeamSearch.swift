@@ -36,6 +36,12 @@ public enum BeamSearch {
         public var levels: [LevelTrace]
     }
 
+    /// σ(logit) per node and objective, and the ranking score: their mean over objectives (Eq. 8–10).
+    public static func rankingScores(_ logits: Matrix) -> (probabilities: Matrix, mean: [Float]) {
+        let probabilities = logits.map(sigmoid)
+        return (probabilities, probabilities.rowSums().map { $0 / Float(probabilities.cols) })
+    }
+
     /// `exclude`: items never returned (the protocol excludes the user's history).
     public static func run(estimator: NodeEstimator, tree: IndexTree, context: UserContext, config: Config,
                            exclude: Set<Int32> = [], trace: Bool = false) -> Result {
@@ -47,11 +53,10 @@ public enum BeamSearch {
             var candidates = beam.flatMap { Array(tree.children(of: $0)) }
             let isLeafLevel = h == tree.leafLevel
             if isLeafLevel && !exclude.isEmpty {
-                candidates = candidates.filter { !exclude.contains(tree.leafItems[$0 - tree.levelStarts[h]]) }
+                candidates = candidates.filter { !exclude.contains(tree.item(ofLeaf: $0)) }
             }
             let f = estimator.forward(context, nodes: candidates)
-            let probabilities = f.logits.map(sigmoid)
-            let mean = probabilities.rowSums().map { $0 / Float(probabilities.cols) }
+            let (probabilities, mean) = rankingScores(f.logits)
             let keep = TopK.indices(mean, k: isLeafLevel ? config.finalK : config.beamSize)
             beam = keep.map { candidates[$0] }
             beams.append(beam)
@@ -62,7 +67,7 @@ public enum BeamSearch {
                                          kept: kept, coGSU: f.co, mmGSU: f.mm))
             }
             if isLeafLevel {
-                finalItems = beam.map { tree.leafItems[$0 - tree.levelStarts[h]] }
+                finalItems = beam.map { tree.item(ofLeaf: $0) }
                 finalScores = keep.map { mean[$0] }
             }
         }

@@ -57,6 +57,9 @@ public struct IndexTree: Sendable {
     public func leafNode(position p: Int) -> Int { levelStarts[leafLevel] + p }
 
     /// Items under a node (the leaves of its subtree).
+    /// The item of a leaf-level node.
+    public func item(ofLeaf node: Int) -> Int32 { leafItems[node - levelStarts[leafLevel]] }
+
     public func items(under node: Int) -> ArraySlice<Int32> { leafItems[Int(leafStart[node])..<Int(leafEnd[node])] }
 
     public func leafCount(under node: Int) -> Int { Int(leafEnd[node] - leafStart[node]) }
