@@ -221,8 +221,8 @@ public enum SASRecTraining {
         var rng = Xoshiro256StarStar(seed: options.seed).derived("sasrec-samples")
         var adam = Adam(learningRate: options.learningRate)
         let parameters = model.parameters
-        var best: (recall: Double, step: Int, weights: [Matrix])?
-        var stale = 0, samples = 0, stepsRun = 0, lastLoss = 0.0, trainSeconds = 0.0
+        var stopping = EarlyStopping(patience: options.patience)
+        var samples = 0, stepsRun = 0, lastLoss = 0.0, trainSeconds = 0.0
         for step in 1...max(1, options.steps) {
             let t0 = Date()
             model.zeroGrad()
@@ -243,16 +243,10 @@ public enum SASRecTraining {
             progress?(step, lastLoss)
             guard options.evalEvery > 0, !validation.isEmpty, step % options.evalEvery == 0 || step == options.steps else { continue }
             let recall = Evaluation.evaluate(sasrec: model, dataset: dataset, users: validation, k: options.validationK).recall
-            if best == nil || recall > best!.recall {
-                best = (recall, step, parameters.map(\.value))
-                stale = 0
-            } else {
-                stale += 1
-                if options.patience > 0 && stale >= options.patience { break }
-            }
+            if stopping.record(score: recall, step: step, parameters: parameters).stop { break }
         }
-        if let best { for (p, w) in zip(parameters, best.weights) { p.value = w } }
+        stopping.restoreBest(into: parameters)
         return Outcome(model: model, stepsRun: stepsRun, samples: samples, lastLoss: lastLoss, trainSeconds: trainSeconds,
-                       best: best.map { ($0.recall, $0.step) })
+                       best: stopping.best.map { ($0.score, $0.step) })
     }
 }

@@ -48,8 +48,9 @@ public enum ModelTraining {
                            checkpoint: ((NodeEstimator, Int, Double) throws -> Void)? = nil) throws -> Outcome {
         let estimator = NodeEstimator(config: options.config, tree: tree, itemMM: itemMM, seed: options.trainer.seed)
         let validation = Array(EvaluationSplit.usersWithTargets(split.validation, in: dataset).prefix(options.validationUsers))
-        var best: (score: Double, recall: Double, step: Int, weights: [Matrix])?
-        var stale = 0, stepsRun = 0, samples = 0
+        var stopping = EarlyStopping(patience: options.patience)
+        var bestRecall = 0.0
+        var stepsRun = 0, samples = 0
         var lastLoss = 0.0, trainSeconds = 0.0, validationSeconds = 0.0
         var history: [String] = []
         var lastTick = Date()
@@ -59,7 +60,7 @@ public enum ModelTraining {
             lastLoss = r.loss
             trainSeconds += Date().timeIntervalSince(lastTick)
             lastTick = Date()
-            progress?(r, Double(samples) / max(1e-9, trainSeconds), best.map { ($0.score, $0.step) })
+            progress?(r, Double(samples) / max(1e-9, trainSeconds), stopping.best.map { ($0.score, $0.step) })
         }, control: { r in
             stepsRun = r.step
             guard options.evalEvery > 0, !validation.isEmpty, r.step % options.evalEvery == 0 || r.step == steps else { return .proceed }
@@ -68,19 +69,15 @@ public enum ModelTraining {
                                              k: options.validationK, beamSize: options.validationK)
             let score = Evaluation.meanOverLevels(report.hierarchicalRecall)
             history.append(String(format: "%d:%.3f", r.step, score))
-            if best == nil || score > best!.score {
-                best = (score, report.recall, r.step, estimator.parameters.map(\.value))
-                stale = 0
-            } else {
-                stale += 1
-            }
+            let (improved, stop) = stopping.record(score: score, step: r.step, parameters: estimator.parameters)
+            if improved { bestRecall = report.recall }
             try checkpoint?(estimator, r.step, score)
             validationSeconds += Date().timeIntervalSince(v0)
             lastTick = Date()
-            return options.patience > 0 && stale >= options.patience ? .stop : .proceed
+            return stop ? .stop : .proceed
         })
-        if let best { for (p, w) in zip(estimator.parameters, best.weights) { p.value = w } }
+        stopping.restoreBest(into: estimator.parameters)
         return Outcome(estimator: estimator, stepsRun: stepsRun, samples: samples, lastLoss: lastLoss, trainSeconds: trainSeconds,
-                       validationSeconds: validationSeconds, best: best.map { ($0.score, $0.recall, $0.step) }, history: history)
+                       validationSeconds: validationSeconds, best: stopping.best.map { ($0.score, bestRecall, $0.step) }, history: history)
     }
 }
