@@ -1,5 +1,5 @@
 import Testing
-import MISSCore
+@testable import MISSCore
 import MISSTestSupport
 
 @Suite struct TopKTests {
@@ -60,6 +60,39 @@ import MISSTestSupport
         // Fewer numbers than k: the NaNs fill the rest of the top-50, in index order.
         var mostlyNaN = [Float](repeating: .nan, count: 4003)
         for i in stride(from: 7, to: 4003, by: 401) { mostlyNaN[i] = Float(i % 13) }
+        #expect(TopK.indices(mostlyNaN, k: 50) == reference(mostlyNaN.map { $0.isNaN ? -.infinity : $0 }, 50))
+    }
+
+    @Test func groupMaximaPathMatchesFullSortOnEveryShape() {
+        // The n ≥ 16k path, called directly so that a silent fallback cannot hide it: full chunks of 256,
+        // a tail chunk of whole vectors, a last group of < 16 scores; continuous, tied, sorted, ±∞, ±0.
+        var rng = Xoshiro256StarStar(seed: 11)
+        let specials: [Float] = [.infinity, -.infinity, 0, -0.0, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .nan]
+        for trial in 0..<300 {
+            let n = [256, 2000, 4000, 4096, 16 * 50, 4003][trial % 6] + (trial % 7 == 0 ? rng.nextInt(below: 600) : 0)
+            let k = 1 + rng.nextInt(below: n / 16)
+            var s: [Float]
+            switch trial % 4 {
+            case 0: s = (0..<n).map { _ in rng.nextFloat() * 2 - 1 }
+            case 1: s = (0..<n).map { _ in Float(rng.nextInt(below: 1 + trial % 9)) }     // heavy ties
+            case 2: s = (0..<n).map { _ in Float(rng.nextInt(below: 1000)) }; s.sort()    // ascending
+            default: s = (0..<n).map { _ in rng.nextFloat() }; s.sort(by: >)             // descending
+            }
+            if trial % 3 == 0 { for _ in 0..<rng.nextInt(below: 8) { s[rng.nextInt(below: n)] = specials[rng.nextInt(below: specials.count)] } }
+            let got = s.withUnsafeBufferPointer { TopK.byGroupMaxima($0, k: k) }
+            #expect(got == reference(s.map { $0.isNaN ? -.infinity : $0 }, k), "trial \(trial): n=\(n) k=\(k)")
+        }
+        // NaN ranks last and is never a candidate: at the start of a chunk lane (its group's maximum stays
+        // NaN), inside the tail chunk and in the last group; the k best numbers are still exact.
+        var withNaN = (0..<4003).map { Float(($0 * 7919) % 4001) }
+        for at in [0, 256 + 3, 3999, 4002] { withNaN[at] = .nan }
+        let nanAsLowest = withNaN.map { $0.isNaN ? -.infinity : $0 }
+        #expect(withNaN.withUnsafeBufferPointer { TopK.byGroupMaxima($0, k: 50) } == reference(nanAsLowest, 50))
+        #expect(TopK.indices(withNaN, k: 50) == reference(nanAsLowest, 50))
+        // Fewer than k groups with a number: nil, and the general path orders the NaNs.
+        var mostlyNaN = [Float](repeating: .nan, count: 1000)
+        for i in stride(from: 5, to: 1000, by: 100) { mostlyNaN[i] = Float(i) }
+        #expect(mostlyNaN.withUnsafeBufferPointer { TopK.byGroupMaxima($0, k: 50) } == nil)
         #expect(TopK.indices(mostlyNaN, k: 50) == reference(mostlyNaN.map { $0.isNaN ? -.infinity : $0 }, 50))
     }
 

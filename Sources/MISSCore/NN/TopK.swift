@@ -14,6 +14,7 @@ public enum TopK {
         let k = min(max(k, 0), n)
         if k == 0 { return [] }
         if k < n {
+            if k * 16 <= n, let top = byGroupMaxima(scores, k: k) { return top }
             if k * 8 <= n, let top = byBuffer(scores, k: k) { return top }
             if k * 8 > n && !scores.contains(where: { $0.isNaN }) { return byThreshold(scores, k: k) }
         }
@@ -185,6 +186,163 @@ public enum TopK {
                 return top.map { Int(UInt32.max - UInt32(truncatingIfNeeded: $0)) }
             }
             return nil
+        }
+    }
+}
+
+extension TopK {
+    /// Small k of a long row (n ≥ 16k): the GSUs' 50 of thousands. Three cheap passes:
+    /// 1. Group maxima. The row is read as chunks of 16 vectors of 16; a chunk's lane j over its 16 vectors
+    ///    is one group, so the maxima of 16 groups are one running vertical SIMD max (no horizontal work).
+    /// 2. A floor t such that at least k groups have a maximum ≥ t, by bisection over the maxima (counts
+    ///    that vectorise). Each such group holds a score ≥ t, so at least k scores are ≥ t, and the k best
+    ///    (all ≥ the k-th best score ≥ t) are among the scores ≥ t: about 1.2k of them, not thousands.
+    /// 3. One SIMD scan for the vectors holding a score ≥ t (their positions written branch-free), then the
+    ///    flagged lanes of those few vectors become sortable keys; a full buffer is cut back to its k best,
+    ///    raising the floor (ties with the floor stay: the row is not visited in index order after a cut).
+    /// NaN ranks below every number, so it never reaches the floor and is simply never a candidate; a lane
+    /// that starts with NaN keeps a NaN maximum and is not counted. nil when fewer than k groups have a
+    /// number for a maximum (the general path orders NaNs).
+    static func byGroupMaxima(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
+        let n = scores.count
+        let p = scores.baseAddress!
+        let vectors = n / 16, chunks = vectors / 16, tailVectors = vectors % 16
+        let remainder = n - vectors * 16
+        // Groups: 16 per full chunk, 16 for the tail chunk's vectors (if any), 1 for the last < 16 scores.
+        let groups = chunks * 16 + (tailVectors > 0 ? 16 : 0) + (remainder > 0 ? 1 : 0)
+        guard k >= 1, groups >= k else { return nil }
+        @inline(__always) func vector(_ i: Int) -> SIMD16<Float> {
+            UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+        }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: groups + 16) { maximaBuffer -> [Int]? in
+            let maxima = maximaBuffer.baseAddress!
+            @inline(__always) func chunkMaxima(_ c: Int, _ count: Int) {
+                var m = vector(256 * c)
+                for v in 1..<max(1, count) {
+                    let x = vector(256 * c + 16 * v)
+                    m = m.replacing(with: x, where: x .> m)
+                }
+                UnsafeMutableRawPointer(maxima + 16 * c).storeBytes(of: m, as: SIMD16<Float>.self)
+            }
+            for c in 0..<chunks { chunkMaxima(c, 16) }
+            if tailVectors > 0 { chunkMaxima(chunks, tailVectors) }
+            if remainder > 0 {
+                var m = -Float.infinity
+                for i in (vectors * 16)..<n { let x = p[i]; m = x > m ? x : m }
+                maxima[groups - 1] = m
+            }
+
+            // 2. The floor, by bisection on its value. Invariant: at least k groups have a maximum ≥ lo.
+            // The padding is NaN: never a minimum, maximum or number, and never ≥ anything.
+            let padded = (groups + 15) / 16 * 16
+            for g in groups..<padded { maxima[g] = .nan }
+            @inline(__always) func maximaVector(_ g: Int) -> SIMD16<Float> {
+                UnsafeRawPointer(maxima + g).loadUnaligned(as: SIMD16<Float>.self)
+            }
+            @inline(__always) func groupsReaching(_ t: Float) -> Int {
+                var count = SIMD16<Int32>(repeating: 0)
+                let threshold = SIMD16<Float>(repeating: t)
+                for g in stride(from: 0, to: padded, by: 16) {
+                    count &-= unsafeBitCast(maximaVector(g) .>= threshold, to: SIMD16<Int32>.self)   // true lanes are -1
+                }
+                return Int(count.wrappedSum())
+            }
+            var lows = SIMD16<Float>(repeating: .infinity), highs = SIMD16<Float>(repeating: -.infinity)
+            var numberLanes = SIMD16<Int32>(repeating: 0)
+            for g in stride(from: 0, to: padded, by: 16) {
+                let m = maximaVector(g)
+                lows = lows.replacing(with: m, where: m .< lows)
+                highs = highs.replacing(with: m, where: m .> highs)
+                numberLanes &-= unsafeBitCast(m .== m, to: SIMD16<Int32>.self)
+            }
+            var lo = lows.min(), hi = highs.max()
+            let numbers = Int(numberLanes.wrappedSum())
+            guard numbers >= k else { return nil }
+            if lo.isFinite && hi.isFinite {
+                if groupsReaching(hi) >= k {
+                    lo = hi
+                } else {
+                    // Stop once the floor keeps at most k + k/4 groups (or the interval cannot shrink).
+                    for _ in 0..<40 {
+                        let mid = lo / 2 + hi / 2
+                        if !(mid > lo && mid < hi) { break }
+                        let reaching = groupsReaching(mid)
+                        if reaching >= k {
+                            lo = mid
+                            if reaching <= k + k / 4 { break }
+                        } else {
+                            hi = mid
+                        }
+                    }
+                }
+            }
+
+            // 3. The candidates: the scores ≥ floor.
+            let capacity = max(4 * k, 64)
+            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(1, vectors)) { flaggedBuffer -> [Int]? in
+                let flagged = flaggedBuffer.baseAddress!
+                var flaggedCount = 0
+                let floorVector = SIMD16<Float>(repeating: lo)
+                for v in 0..<vectors {
+                    flagged[flaggedCount] = Int32(truncatingIfNeeded: v)
+                    flaggedCount &+= any(vector(16 * v) .>= floorVector) ? 1 : 0
+                }
+                return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: capacity + 16) { buffer -> [Int]? in
+                    let keys = buffer.baseAddress!
+                    var floor = lo
+                    var count = 0
+                    for f in 0...flaggedCount {
+                        if count > capacity - 16 {
+                            // The k best keys to the front; the floor becomes the k-th score (ties kept).
+                            floor = Self.score(kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k))
+                            count = k
+                        }
+                        if f < flaggedCount {
+                            // A flagged vector: only its lanes ≥ floor (a 16-bit mask of them).
+                            let base = 16 * Int(flagged[f])
+                            let hits = unsafeBitCast(vector(base) .>= SIMD16<Float>(repeating: floor), to: SIMD16<Int32>.self)
+                            var mask = UInt32(truncatingIfNeeded: (hits & Self.laneBitsInt32).wrappedSum())
+                            while mask != 0 {
+                                let i = base + mask.trailingZeroBitCount
+                                mask &= mask - 1
+                                keys[count] = Self.key(p[i], i)
+                                count &+= 1
+                            }
+                        } else {
+                            // The last < 16 scores.
+                            for i in (vectors * 16)..<n {
+                                let s = p[i]
+                                keys[count] = Self.key(s, i)
+                                count &+= s >= floor ? 1 : 0
+                            }
+                        }
+                    }
+                    guard count >= k else { return nil }
+                    if count > 2 * k {
+                        _ = kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k)
+                        count = k
+                    }
+                    sortDescending(keys, count)
+                    return [Int](unsafeUninitializedCapacity: k) { out, initialized in
+                        for r in 0..<k { out[r] = Int(UInt32.max - UInt32(truncatingIfNeeded: keys[r])) }
+                        initialized = k
+                    }
+                }
+            }
+        }
+    }
+
+    static let laneBitsInt32 = unsafeBitCast(laneBits, to: SIMD16<Int32>.self)
+
+    /// Insertion sort, largest first: the few dozen candidate keys (distinct: they hold their index).
+    @inline(__always) static func sortDescending(_ keys: UnsafeMutablePointer<UInt64>, _ count: Int) {
+        var i = 1
+        while i < count {
+            let x = keys[i]
+            var j = i
+            while j > 0 && keys[j - 1] < x { keys[j] = keys[j - 1]; j -= 1 }
+            keys[j] = x
+            i += 1
         }
     }
 }
