@@ -37,28 +37,25 @@ private struct StripedJob<T>: @unchecked Sendable {
 
 /// `(0..<n).map(body)` where every row needs the product of its query with all of `keys`: rows go in
 /// blocks of `block` to the workers, and each worker computes its block's relevances Q_block·Kᵀ (times
-/// `scale` when it is not 1) with a single-threaded GEMM into its own scratch, which stays in cache while
-/// `body(row, relevances)` reads it. Same values as one big GEMM followed by the rows, without
-/// materialising the (n, L) matrix. `queries` (n, d) and `keys` (L, d) are row-major.
-public func parallelRowsOfProducts<T>(queries: Matrix, keys: Matrix, scale: Float = 1, block: Int = 32,
+/// `scale`) with `RelevanceKernel` into its own scratch, which stays in cache while `body(row, relevances)`
+/// reads it. No (n, L) matrix is materialised, and a row's values do not depend on the block or the worker.
+/// `queries` (n, d) is row-major.
+public func parallelRowsOfProducts<T>(queries: Matrix, keys: PackedKeys, scale: Float = 1, block: Int = 36,
                                       workers: Int = ProcessInfo.processInfo.activeProcessorCount,
                                       _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
-    precondition(queries.cols == keys.cols, "parallelRowsOfProducts: queries have \(queries.cols) columns, keys \(keys.cols)")
-    let n = queries.rows, l = keys.rows, d = keys.cols
+    precondition(queries.cols == keys.dim, "parallelRowsOfProducts: queries have \(queries.cols) columns, keys \(keys.dim)")
+    precondition(block >= 1, "parallelRowsOfProducts: block \(block)")
+    let n = queries.rows
     if n == 0 { return [] }
     let blocks = (n + block - 1) / block
     let w = max(1, min(workers, blocks))
     let out = UnsafeMutablePointer<T>.allocate(capacity: n)
     defer { out.deallocate() }
-    BLAS.singleThreaded {
-        queries.storage.withUnsafeBufferPointer { qb in
-            keys.storage.withUnsafeBufferPointer { kb in
-                withoutActuallyEscaping(body) { body in
-                    let job = ProductRowsJob(out: out, q: qb.baseAddress!, k: kb.baseAddress, n: n, l: l, d: d, scale: scale,
-                                             block: block, blocks: blocks, workers: w, body: body)
-                    if w == 1 { job.run(worker: 0) } else { DispatchQueue.concurrentPerform(iterations: w) { job.run(worker: $0) } }
-                }
-            }
+    queries.storage.withUnsafeBufferPointer { qb in
+        withoutActuallyEscaping(body) { body in
+            let job = ProductRowsJob(out: out, q: qb.baseAddress!, keys: keys, n: n, scale: scale,
+                                     block: block, blocks: blocks, workers: w, body: body)
+            if w == 1 { job.run(worker: 0) } else { DispatchQueue.concurrentPerform(iterations: w) { job.run(worker: $0) } }
         }
     }
     let result = Array(UnsafeBufferPointer(start: out, count: n))
@@ -68,28 +65,23 @@ public func parallelRowsOfProducts<T>(queries: Matrix, keys: Matrix, scale: Floa
 
 private struct ProductRowsJob<T>: @unchecked Sendable {
     let out: UnsafeMutablePointer<T>
-    let q: UnsafePointer<Float>, k: UnsafePointer<Float>?
-    let n: Int, l: Int, d: Int
+    let q: UnsafePointer<Float>
+    let keys: PackedKeys
+    let n: Int
     let scale: Float
     let block: Int, blocks: Int, workers: Int
     let body: (Int, UnsafeBufferPointer<Float>) -> T
 
     func run(worker: Int) {
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * l))
+        let l = keys.count, ldc = keys.paddedCount, d = keys.dim
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * ldc))
         defer { scratch.deallocate() }
         var b = worker
         while b < blocks {
             let r0 = b * block, rows = min(block, n - r0)
-            if let k, l > 0 {
-                if d == 0 {
-                    scratch.update(repeating: 0, count: rows * l)
-                } else {
-                    BLAS.Unsafe.gemm(transposeB: true, m: rows, n: l, k: d, q + r0 * d, lda: d, k, ldb: d, scratch, ldc: l)
-                }
-                if scale != 1 { for i in 0..<(rows * l) { scratch[i] *= scale } }
-            }
+            if ldc > 0 { RelevanceKernel.products(q + r0 * d, rows: rows, keys: keys, scale: scale, into: scratch, ldc: ldc) }
             for r in 0..<rows {
-                (out + r0 + r).initialize(to: body(r0 + r, UnsafeBufferPointer(start: scratch + r * l, count: l)))
+                (out + r0 + r).initialize(to: body(r0 + r, UnsafeBufferPointer(start: scratch + r * ldc, count: l)))
             }
             b += workers
         }

@@ -60,6 +60,48 @@ extension Bench {
 }
 
 extension Bench {
+    struct RelevanceBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "relevance",
+            abstract: "GSU relevances of one level (nodes × L products): RelevanceKernel against one OpenBLAS GEMM of the same product, and with the top-K.")
+        @Option(help: "Candidate nodes (query rows).") var rows = 800
+        @Option(help: "Sequence length L.") var length = 4000
+        @Option(help: "Width d.") var dim = 64
+        @Option(help: "K.") var k = 50
+        @Option(help: "Repetitions (the median and the best are reported).") var reps = 30
+
+        func run() throws {
+            let (peak, peakLine) = Bench.peakLine()
+            print(peakLine)
+            var rng = Xoshiro256StarStar(seed: 1)
+            let q = Matrix.randomNormal(rows, dim, using: &rng), keys = Matrix.randomNormal(length, dim, using: &rng)
+            let packed = PackedKeys(keys)
+            let flops = 2 * Double(rows) * Double(length) * Double(dim)
+            func time(_ label: String, _ body: () -> Int) {
+                var times: [Double] = []
+                var sink = 0
+                for _ in 0..<reps {
+                    let t0 = Date()
+                    sink &+= body()
+                    times.append(Date().timeIntervalSince(t0))
+                }
+                times.sort()
+                let median = times[times.count / 2], best = times[0]
+                print(String(format: "%@: median %.2f ms (%.1f GFLOP/s = %.0f%% of peak), best %.2f ms (%.1f GFLOP/s) (%d)",
+                             label, median * 1e3, flops / median / 1e9, 100 * flops / median / 1e9 / peak, best * 1e3, flops / best / 1e9, sink % 2))
+            }
+            time("RelevanceKernel, \(rows)×\(length)×\(dim), 2 workers") {
+                parallelRowsOfProducts(queries: q, keys: packed) { _, r in r[0] > 0 ? 1 : 0 }.reduce(0, +)
+            }
+            time("OpenBLAS sgemm of the whole (\(rows), \(length)) matrix   ") {
+                matmul(q, keys, transposeB: true)[0, 0] > 0 ? 1 : 0
+            }
+            time("RelevanceKernel + top-\(k) per row                        ") {
+                parallelRowsOfProducts(queries: q, keys: packed) { _, r in TopK.indices(r, k: k)[0] }.reduce(0, +)
+            }
+        }
+    }
+
     struct TopKBench: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "topk", abstract: "GSU top-K selection: ns per scanned score.")
         @Option(help: "Row length (L).") var length = 4000

@@ -1,5 +1,5 @@
 import Testing
-import MISSCore
+@testable import MISSCore
 import MISSTestSupport
 
 @Suite struct MatrixProductTests {
@@ -97,22 +97,46 @@ import MISSTestSupport
 }
 
 @Suite struct BlockedProductRowsTests {
-    @Test func rowsSeeTheSameRelevancesAsOneBigProduct() {
+    /// The kernel's definition: one fused multiply-add chain over the components, in order, then the scale.
+    func fmaChain(_ q: Matrix, _ k: Matrix, _ i: Int, _ j: Int, scale: Float) -> Float {
+        var s: Float = 0
+        for c in 0..<q.cols { s = s.addingProduct(q[i, c], k[j, c]) }
+        return scale == 1 ? s : s * scale
+    }
+
+    @Test func rowsSeeExactlyTheFusedChainWhateverTheBlockWorkersOrShape() {
         var rng = Xoshiro256StarStar(seed: 21)
-        // 77 rows: two full blocks of 32 and a ragged one; L = 50 keys of width 6.
-        let q = Matrix.randomNormal(77, 6, using: &rng), k = Matrix.randomNormal(50, 6, using: &rng)
-        var full = matmul(q, k, transposeB: true)
-        full.scale(0.25)
-        for workers in [1, 2, 3] {
-            let rows = parallelRowsOfProducts(queries: q, keys: k, scale: 0.25, block: 32, workers: workers) { row, r in (row, Array(r)) }
-            #expect(rows.map(\.0) == Array(0..<77))
-            for (row, r) in rows { #expect(r == Array(full.row(row)), "row \(row) with \(workers) workers") }
+        // Ragged everywhere: 77 rows (not a multiple of the 6-row tile or of the blocks), L = 50 keys (not a
+        // multiple of the 16-key panel), widths 6 and 13 (not a multiple of 8) as well as 64.
+        for (rows, l, d) in [(77, 50, 6), (13, 33, 13), (40, 64, 64), (1, 1, 3)] {
+            let q = Matrix.randomNormal(rows, d, using: &rng), k = Matrix.randomNormal(l, d, using: &rng)
+            let packed = PackedKeys(k)
+            #expect(packed.count == l && packed.paddedCount % 16 == 0 && packed.paddedCount >= l)
+            let expected = (0..<rows).map { i in (0..<l).map { j in fmaChain(q, k, i, j, scale: 0.25) } }
+            for (block, workers) in [(36, 1), (36, 2), (32, 3), (5, 2), (1, 1)] {
+                let got = parallelRowsOfProducts(queries: q, keys: packed, scale: 0.25, block: block, workers: workers) { row, r in (row, Array(r)) }
+                #expect(got.map(\.0) == Array(0..<rows))
+                for (row, r) in got { #expect(r == expected[row], "\(rows)×\(l)×\(d): row \(row), block \(block), \(workers) workers") }
+            }
+            // Against a naive Double reference too (not only against the kernel's own definition).
+            let naive = naiveMatmul(q, k, transposeB: true)
+            let one = parallelRowsOfProducts(queries: q, keys: packed) { _, r in Array(r) }
+            for i in Set([0, rows / 2, rows - 1]) { for j in Set([0, l - 1]) { #expect(abs(Double(one[i][j]) - naive[i][j]) < 1e-4) } }
+            #expect(parallelRowsOfProducts(queries: Matrix(rows: 0, cols: d), keys: packed) { row, _ in row }.isEmpty)
         }
-        // Against a naive Double reference too (not only against BLAS itself).
-        let naive = naiveMatmul(q, k, transposeB: true)
-        let one = parallelRowsOfProducts(queries: q, keys: k) { _, r in Array(r) }
-        for i in [0, 40, 76] { for j in [0, 49] { #expect(abs(Double(one[i][j]) - naive[i][j]) < 1e-4) } }
-        #expect(parallelRowsOfProducts(queries: Matrix(rows: 0, cols: 6), keys: k) { row, _ in row }.isEmpty)
+    }
+
+    @Test func paddingKeysGiveZeroAndTheLayoutIsPanelMajor() {
+        let k = Matrix([[1, 2], [3, 4], [5, 6]])
+        let packed = PackedKeys(k)
+        #expect(packed.panels == 1 && packed.paddedCount == 16)
+        #expect(Array(packed.storage[0..<4]) == [1, 3, 5, 0])       // component 0 of keys 0, 1, 2, padding
+        #expect(Array(packed.storage[16..<19]) == [2, 4, 6])         // component 1
+        var out = [Float](repeating: .nan, count: 16)
+        let q: [Float] = [1, -1]
+        q.withUnsafeBufferPointer { qb in out.withUnsafeMutableBufferPointer { RelevanceKernel.products(qb.baseAddress!, rows: 1, keys: packed, scale: 1, into: $0.baseAddress!, ldc: 16) } }
+        #expect(Array(out[0..<3]) == [-1, -1, -1])
+        #expect(out[3..<16].allSatisfy { $0 == 0 })
     }
 
     @Test func singleThreadedSectionsNest() {

@@ -71,8 +71,16 @@ public struct Matrix: Equatable, Sendable, CustomStringConvertible {
 
     public mutating func setRow(_ r: Int, _ values: some Collection<Float>) {
         precondition(values.count == cols, "setRow needs \(cols) values, got \(values.count)")
-        var i = r * cols
-        for v in values { storage[i] = v; i += 1 }
+        precondition(r >= 0 && r < rows, "setRow: row \(r) outside 0..<\(rows)")
+        let cols = self.cols
+        storage.withUnsafeMutableBufferPointer { dst in
+            let start = dst.baseAddress! + r * cols
+            let copied: Void? = values.withContiguousStorageIfAvailable { src in start.update(from: src.baseAddress!, count: cols) }
+            if copied == nil {
+                var i = 0
+                for v in values { start[i] = v; i += 1 }
+            }
+        }
     }
 
     /// Rows gathered by index into a new (indices.count, cols) matrix.

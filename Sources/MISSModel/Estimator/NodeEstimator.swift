@@ -33,6 +33,7 @@ public struct UserContext {
     let eCo: Matrix, kCo: Matrix, vCo: Matrix      // (L_co, d)
     let eMM: Matrix, kMM: Matrix, vMM: Matrix      // (L_mm, d)
     let zMM: Matrix                                // (L_mm, m), frozen
+    let kCoPacked: PackedKeys, zMMPacked: PackedKeys // the GSUs' keys, laid out for RelevanceKernel
     let xUser: Matrix                              // (1, d)
 }
 
@@ -120,11 +121,12 @@ public struct NodeEstimator: ParameterContainer {
             let cs = nodeEmbedding.forward(recentLeaves).columnSums()
             xUser = Matrix(rows: 1, cols: config.idDim, storage: cs.map { $0 / Float(recentLeaves.count) })
         }
+        let kCo = matmul(eCo, wk.value), zMM = itemMM.gatherRows(mm.map(Int.init))
         return UserContext(coItems: co, mmItems: mm, recentItems: recent,
                            coLeaves: coLeaves, mmLeaves: mmLeaves, recentLeaves: recentLeaves,
-                           eCo: eCo, kCo: matmul(eCo, wk.value), vCo: matmul(eCo, wv.value),
+                           eCo: eCo, kCo: kCo, vCo: matmul(eCo, wv.value),
                            eMM: eMM, kMM: matmul(eMM, wkMM.value), vMM: matmul(eMM, wvMM.value),
-                           zMM: itemMM.gatherRows(mm.map(Int.init)), xUser: xUser)
+                           zMM: zMM, kCoPacked: PackedKeys(kCo), zMMPacked: PackedKeys(zMM), xUser: xUser)
     }
 
     /// Both GSUs' relevance r_i over the user's whole windows for one node, before top-K: Co-GSU's
@@ -140,12 +142,12 @@ public struct NodeEstimator: ParameterContainer {
     /// Eq. 11: r_i = (W_q e_n)·(W_k e_i)/√d for queries Q = E_n·W_q (N, d), handed to `body` row by row
     /// (computed in cache-sized blocks, see `parallelRowsOfProducts`).
     func coRelevanceRows<T>(_ q: Matrix, _ ctx: UserContext, _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
-        parallelRowsOfProducts(queries: q, keys: ctx.kCo, scale: 1 / Float(config.idDim).squareRoot(), body)
+        parallelRowsOfProducts(queries: q, keys: ctx.kCoPacked, scale: 1 / Float(config.idDim).squareRoot(), body)
     }
 
     /// MM-GSU: r_i = z_n·z_i on the frozen embeddings for node embeddings Z (N, m), row by row.
     func mmRelevanceRows<T>(_ z: Matrix, _ ctx: UserContext, _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
-        parallelRowsOfProducts(queries: z, keys: ctx.zMM, body)
+        parallelRowsOfProducts(queries: z, keys: ctx.zMMPacked, body)
     }
 
     /// Every item's learned ID embedding (its leaf node's row), (items, d): what a TDM-style tree clusters.

@@ -1,0 +1,116 @@
+/// A GSU's keys (L, d) laid out for `RelevanceKernel`: panels of 16 keys, each holding for every
+/// component j the 16 keys' j-th values (64 bytes), so that the kernel reads a panel front to back with
+/// two 8-lane loads per component. The last panel is padded with zero keys. Built once per user request
+/// (an L·d copy), then every candidate node's relevances read it: no per-call packing as in a BLAS GEMM.
+public struct PackedKeys: Sendable {
+    /// Keys (L) and their width (d).
+    public let count: Int
+    public let dim: Int
+    /// Panels of 16; `paddedCount` = 16 · panels products per query row.
+    public let panels: Int
+    let storage: [Float]
+
+    public static let panelWidth = 16
+
+    public var paddedCount: Int { panels * Self.panelWidth }
+
+    public init(_ keys: Matrix) {
+        let l = keys.rows, d = keys.cols, w = Self.panelWidth
+        count = l
+        dim = d
+        panels = (l + w - 1) / w
+        let panels = self.panels
+        storage = [Float](unsafeUninitializedCapacity: max(1, panels * d * w)) { out, initialized in
+            keys.storage.withUnsafeBufferPointer { k in
+                for p in 0..<panels {
+                    for j in 0..<d {
+                        for t in 0..<w {
+                            let key = p * w + t
+                            out[(p * d + j) * w + t] = key < l ? k[key * d + j] : 0
+                        }
+                    }
+                }
+            }
+            initialized = panels * d * w
+        }
+    }
+}
+
+/// Products of query rows with packed keys, scaled: out[r·ldc + l] = (Σ_j q[r·d + j]·K[l, j]) · scale for
+/// every key l < `paddedCount` (padding keys give 0). Each sum is one fused multiply-add chain over j in
+/// order, so a product has the same value whatever the block of rows, the tile or the thread computing it.
+/// Register tiles of 6 rows × 16 keys (12 eight-lane accumulators), a panel outer loop so that the panel
+/// and the block's queries stay in L1; about the SGEMM peak on AVX2/FMA.
+public enum RelevanceKernel {
+    public static func products(_ q: UnsafePointer<Float>, rows: Int, keys: PackedKeys, scale: Float,
+                                into out: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(ldc >= keys.paddedCount, "RelevanceKernel: ldc \(ldc) < \(keys.paddedCount)")
+        let d = keys.dim
+        keys.storage.withUnsafeBufferPointer { kb in
+            let k = kb.baseAddress!
+            for p in 0..<keys.panels {
+                let panel = UnsafeRawPointer(k + p * d * PackedKeys.panelWidth)
+                let column = out + p * PackedKeys.panelWidth
+                var r = 0
+                while r + 6 <= rows {
+                    sixRows(q + r * d, d, panel, column + r * ldc, ldc, scale)
+                    r += 6
+                }
+                while r < rows {
+                    oneRow(q + r * d, d, panel, column + r * ldc, scale)
+                    r += 1
+                }
+            }
+        }
+    }
+
+    @inline(__always) static func store(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ o: UnsafeMutablePointer<Float>, _ scale: Float) {
+        let raw = UnsafeMutableRawPointer(o)
+        if scale == 1 {
+            raw.storeBytes(of: a, as: SIMD8<Float>.self)
+            raw.storeBytes(of: b, toByteOffset: 32, as: SIMD8<Float>.self)
+        } else {
+            raw.storeBytes(of: a * scale, as: SIMD8<Float>.self)
+            raw.storeBytes(of: b * scale, toByteOffset: 32, as: SIMD8<Float>.self)
+        }
+    }
+
+    @inline(__always) static func sixRows(_ q: UnsafePointer<Float>, _ d: Int, _ panel: UnsafeRawPointer,
+                                          _ o: UnsafeMutablePointer<Float>, _ ldc: Int, _ scale: Float) {
+        var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
+        var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
+        var a40 = SIMD8<Float>(), a41 = SIMD8<Float>(), a50 = SIMD8<Float>(), a51 = SIMD8<Float>()
+        var kp = panel
+        var qj = q
+        for _ in 0..<d {
+            let k0 = kp.load(as: SIMD8<Float>.self), k1 = kp.load(fromByteOffset: 32, as: SIMD8<Float>.self)
+            kp += 64
+            var b = SIMD8<Float>(repeating: qj[0]); a00.addProduct(b, k0); a01.addProduct(b, k1)
+            b = SIMD8<Float>(repeating: qj[d]); a10.addProduct(b, k0); a11.addProduct(b, k1)
+            b = SIMD8<Float>(repeating: qj[2 * d]); a20.addProduct(b, k0); a21.addProduct(b, k1)
+            b = SIMD8<Float>(repeating: qj[3 * d]); a30.addProduct(b, k0); a31.addProduct(b, k1)
+            b = SIMD8<Float>(repeating: qj[4 * d]); a40.addProduct(b, k0); a41.addProduct(b, k1)
+            b = SIMD8<Float>(repeating: qj[5 * d]); a50.addProduct(b, k0); a51.addProduct(b, k1)
+            qj += 1
+        }
+        store(a00, a01, o, scale)
+        store(a10, a11, o + ldc, scale)
+        store(a20, a21, o + 2 * ldc, scale)
+        store(a30, a31, o + 3 * ldc, scale)
+        store(a40, a41, o + 4 * ldc, scale)
+        store(a50, a51, o + 5 * ldc, scale)
+    }
+
+    @inline(__always) static func oneRow(_ q: UnsafePointer<Float>, _ d: Int, _ panel: UnsafeRawPointer,
+                                         _ o: UnsafeMutablePointer<Float>, _ scale: Float) {
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
+        var kp = panel
+        for j in 0..<d {
+            let b = SIMD8<Float>(repeating: q[j])
+            a0.addProduct(b, kp.load(as: SIMD8<Float>.self))
+            a1.addProduct(b, kp.load(fromByteOffset: 32, as: SIMD8<Float>.self))
+            kp += 64
+        }
+        store(a0, a1, o, scale)
+    }
+}
