@@ -54,7 +54,7 @@ public func parallelRowsOfProducts<T>(queries: Matrix, keys: PackedKeys, scale: 
     queries.storage.withUnsafeBufferPointer { qb in
         withoutActuallyEscaping(body) { body in
             let job = ProductRowsJob(out: out, q: qb.baseAddress!, keys: keys, n: n, scale: scale,
-                                     block: block, blocks: blocks, workers: w, body: body)
+                                     block: block, blocks: blocks, next: BlockCounter(), body: body)
             if w == 1 { job.run(worker: 0) } else { DispatchQueue.concurrentPerform(iterations: w) { job.run(worker: $0) } }
         }
     }
@@ -69,21 +69,37 @@ private struct ProductRowsJob<T>: @unchecked Sendable {
     let keys: PackedKeys
     let n: Int
     let scale: Float
-    let block: Int, blocks: Int, workers: Int
+    let block: Int, blocks: Int
+    /// Blocks are handed out one at a time, so a worker that the machine slows down takes fewer of them.
+    /// (A row's values do not depend on which worker computes it.)
+    let next: BlockCounter
     let body: (Int, UnsafeBufferPointer<Float>) -> T
 
     func run(worker: Int) {
         let l = keys.count, ldc = keys.paddedCount, d = keys.dim
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * ldc))
         defer { scratch.deallocate() }
-        var b = worker
-        while b < blocks {
+        while true {
+            let b = next.take()
+            if b >= blocks { break }
             let r0 = b * block, rows = min(block, n - r0)
             if ldc > 0 { RelevanceKernel.products(q + r0 * d, rows: rows, keys: keys, scale: scale, into: scratch, ldc: ldc) }
             for r in 0..<rows {
                 (out + r0 + r).initialize(to: body(r0 + r, UnsafeBufferPointer(start: scratch + r * ldc, count: l)))
             }
-            b += workers
         }
+    }
+}
+
+/// 0, 1, 2, … to concurrent callers, each value once.
+final class BlockCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    func take() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value - 1
     }
 }
