@@ -8,6 +8,8 @@ B=.build/release/miss
 $B bench gemm
 $B bench topk
 $B bench topk --length 2000
+$B bench relevance                 # one level's GSU products: RelevanceKernel vs one OpenBLAS GEMM
+$B bench relevance --length 2000
 $B bench tree
 $B bench train     # training samples/s against its FLOP bound (SampleData)
 $B bench beam --mm-length 2000
