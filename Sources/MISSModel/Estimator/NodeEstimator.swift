@@ -175,33 +175,41 @@ public struct NodeEstimator: ParameterContainer {
         var mixed: [Matrix]
     }
 
-    public func forward(_ ctx: UserContext, nodes: [Int]) -> Forward {
+    /// `keepSelections: false` (beam search without a trace) skips keeping both GSUs' per-node selections
+    /// in `co` and `mm` (left empty; the backward pass and the explorer need them): the same logits.
+    public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true) -> Forward {
         let n = nodes.count, d = config.idDim
         let scale = 1 / Float(d).squareRoot()
         let eNode = nodeEmbedding.forward(nodes)
         let zNode = nodeMM.gatherRows(nodes)
         let q = matmul(eNode, wq.value)
         let qMM = matmul(eNode, wqMM.value)
-        var xCo = Matrix(rows: n, cols: d), xMM = Matrix(rows: n, cols: d)
+        // Each worker writes the rows it computes (x_co, x_mm) straight into these.
+        let xCoRows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * d))
+        let xMMRows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * d))
+        defer { xCoRows.deallocate(); xMMRows.deallocate() }
+        xCoRows.initialize(repeating: 0, count: n * d)
+        xMMRows.initialize(repeating: 0, count: n * d)
+        let xCoOut = RowSink(xCoRows), xMMOut = RowSink(xMMRows)
         var co = GSUResult(positions: [], scores: [], weights: [])
         var mm = GSUResult(positions: [], scores: [], weights: [])
         let k = config.topK
         if config.useCoGSU && !ctx.coItems.isEmpty {
             let vCo = ctx.vCo
-            let rows = coRelevanceRows(q, ctx) { row, scores -> (top: [Int], s: [Float], a: [Float], x: [Float]) in
+            let rows = coRelevanceRows(q, ctx) { row, scores -> (top: [Int], s: [Float], a: [Float]) in
                 let top = TopK.indices(scores, k: k)
                 let s = top.map { scores[$0] }
                 let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
-                return (top, s, a, Self.pooled(a, top, vCo))
+                Self.pool(a, top, vCo, into: xCoOut.base + row * d)
+                return keepSelections ? (top, s, a) : ([], [], [])
             }
-            for (row, g) in rows.enumerated() {
-                xCo.setRow(row, g.x)
-                co.positions.append(g.top); co.scores.append(g.s); co.weights.append(g.a)
+            if keepSelections {
+                for g in rows { co.positions.append(g.top); co.scores.append(g.s); co.weights.append(g.a) }
             }
         }
         if config.useMMGSU && !ctx.mmItems.isEmpty {
             let kMM = ctx.kMM, vMM = ctx.vMM
-            let rows = mmRelevanceRows(zNode, ctx) { row, scores -> (top: [Int], raw: [Float], a: [Float], x: [Float]) in
+            let rows = mmRelevanceRows(zNode, ctx) { row, scores -> (top: [Int], raw: [Float], a: [Float]) in
                 let top = TopK.indices(scores, k: k)
                 // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
                 let s = qMM.storage.withUnsafeBufferPointer { qb in
@@ -210,13 +218,15 @@ public struct NodeEstimator: ParameterContainer {
                     }
                 }
                 let a = Softmax.forward(vector: s)
-                return (top, top.map { scores[$0] }, a, Self.pooled(a, top, vMM))
+                Self.pool(a, top, vMM, into: xMMOut.base + row * d)
+                return keepSelections ? (top, top.map { scores[$0] }, a) : ([], [], [])
             }
-            for (row, g) in rows.enumerated() {
-                xMM.setRow(row, g.x)
-                mm.positions.append(g.top); mm.scores.append(g.raw); mm.weights.append(g.a)
+            if keepSelections {
+                for g in rows { mm.positions.append(g.top); mm.scores.append(g.raw); mm.weights.append(g.a) }
             }
         }
+        let xCo = Matrix(rows: n, cols: d, storage: Array(UnsafeBufferPointer(start: xCoRows, count: n * d)))
+        let xMM = Matrix(rows: n, cols: d, storage: Array(UnsafeBufferPointer(start: xMMRows, count: n * d)))
         let xUser = Matrix(rows: n, cols: d, storage: (0..<n).flatMap { _ in ctx.xUser.storage })
         // Eq. 16: x = concat(x_node, x_user, x_co, x_mm), with x_node = [e_n, z_n].
         let x = Matrix.hstack([eNode, zNode, xUser, xCo, xMM])
@@ -304,18 +314,15 @@ public struct NodeEstimator: ParameterContainer {
     }
 
     /// Σ_k a_k · V[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node.
-    static func pooled(_ a: [Float], _ top: [Int], _ values: Matrix) -> [Float] {
+    /// Σ_k a_k · values[top_k] added into `o` (d floats, zero on entry).
+    static func pool(_ a: [Float], _ top: [Int], _ values: Matrix, into o: UnsafeMutablePointer<Float>) {
         let d = values.cols
-        var out = [Float](repeating: 0, count: d)
         values.storage.withUnsafeBufferPointer { v in
-            out.withUnsafeMutableBufferPointer { o in
-                for (k, pos) in top.enumerated() {
-                    let w = a[k], base = v.baseAddress! + pos * d
-                    for j in 0..<d { o[j] += w * base[j] }
-                }
+            for (k, pos) in top.enumerated() {
+                let w = a[k], base = v.baseAddress! + pos * d
+                for j in 0..<d { o[j] += w * base[j] }
             }
         }
-        return out
     }
 
     /// a·b in 8 lanes (a fixed order: the same value on every run), then the tail. A plain loop is one long
@@ -373,4 +380,10 @@ public struct NodeEstimator: ParameterContainer {
         }}}}}}}
         return (dQ, dK, dV)
     }
+}
+
+/// A buffer that concurrent workers fill at disjoint rows (each row by exactly one worker).
+struct RowSink: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+    init(_ base: UnsafeMutablePointer<Float>) { self.base = base }
 }
