@@ -41,7 +41,8 @@ public struct UserContext {
 /// candidate node, the ESU attends over each GSU's top-K (Co-SBS reusing the Co-GSU scores, MM-SBS with
 /// its own W^mm), and an MMoE with one gate and tower per objective predicts ŷ_n^t = F_θ(u, n; t).
 ///
-/// Every forward pass is batched over the candidate nodes: one GEMM per GSU (nodes × L).
+/// Every forward pass is batched over the candidate nodes: one product per GSU (nodes × L, by
+/// RelevanceKernel on keys packed once per user context).
 public struct NodeEstimator: ParameterContainer {
     public let config: EstimatorConfig
     /// ID embedding of every tree node; a behaviour's ID embedding is its item's leaf node's.
