@@ -9,8 +9,8 @@ import Foundation
 let cpuSettings: [SwiftSetting] = {
     #if os(Linux) && arch(x86_64)
     if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-       let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-       flags.split(separator: " ").contains("avx2"), flags.split(separator: " ").contains("fma") {
+       let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+       Set(line.split(separator: " ")).isSuperset(of: ["avx2", "fma"]) {
         return [.unsafeFlags(["-target-cpu", "haswell"])]
     }
     #endif

@@ -1,4 +1,5 @@
-/// Partial top-K selection in O(n) expected time (quickselect), used by both GSUs.
+/// Partial top-K selection in O(n) expected time, used by both GSUs: group maxima and a floor for a small k
+/// of a long row (the GSUs' 50 of thousands), a buffered scan or quickselect otherwise.
 ///
 /// The order is total: higher score first, and among equal scores the lower index first. So
 /// the result is exactly the first K of a full stable sort by descending score, ties included,
@@ -103,6 +104,8 @@ public enum TopK {
         return Float(bitPattern: ordered & 0x8000_0000 != 0 ? ordered & 0x7FFF_FFFF : ~ordered)
     }
 
+    @inline(__always) static func index(_ key: UInt64) -> Int { Int(UInt32.max - UInt32(truncatingIfNeeded: key)) }
+
     static let laneBits = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 
     static func byBuffer(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
@@ -183,7 +186,7 @@ public enum TopK {
                 if count > k { _ = kthLargestInPlace(best, k) }
                 var top = UnsafeMutableBufferPointer(start: keys, count: min(k, count))
                 top.sort(by: >)
-                return top.map { Int(UInt32.max - UInt32(truncatingIfNeeded: $0)) }
+                return top.map(Self.index)
             }
             return nil
         }
@@ -339,7 +342,7 @@ extension TopK {
                                     larger &-= unsafeBitCast(lanes.load(fromByteOffset: 8 * v, as: SIMD8<Int64>.self) .> x, to: SIMD8<Int64>.self)
                                 }
                                 let rank = Int(larger.wrappedSum())
-                                if rank < k { out[rank] = Int(UInt32.max - UInt32(truncatingIfNeeded: keys[c])) }
+                                if rank < k { out[rank] = Self.index(keys[c]) }
                             }
                             initialized = k
                         }

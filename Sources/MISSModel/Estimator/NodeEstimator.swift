@@ -314,8 +314,8 @@ public struct NodeEstimator: ParameterContainer {
         return forward + mmoe + backward + 2 * mmoe
     }
 
-    /// Σ_k a_k · V[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node.
-    /// Σ_k a_k · values[top_k] added into `o` (d floats, zero on entry).
+    /// Σ_k a_k · values[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node, added into `o`
+    /// (d floats, zero on entry).
     static func pool(_ a: [Float], _ top: [Int], _ values: Matrix, into o: UnsafeMutablePointer<Float>) {
         let d = values.cols
         values.storage.withUnsafeBufferPointer { v in
