@@ -64,13 +64,14 @@ import MISSTestSupport
     }
 
     @Test func groupMaximaPathMatchesFullSortOnEveryShape() {
-        // The n ≥ 16k path, called directly so that a silent fallback cannot hide it: full chunks of 256,
-        // a tail chunk of whole vectors, a last group of < 16 scores; continuous, tied, sorted, ±∞, ±0.
+        // The n ≥ 2k path, called directly so that a silent fallback cannot hide it: every group size s
+        // (1…16 vectors per chunk, from k against n), full chunks, a tail chunk of whole vectors, a last
+        // group of < 16 scores; continuous, tied, sorted, ±∞, ±0.
         var rng = Xoshiro256StarStar(seed: 11)
         let specials: [Float] = [.infinity, -.infinity, 0, -0.0, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .nan]
-        for trial in 0..<300 {
-            let n = [256, 2000, 4000, 4096, 16 * 50, 4003][trial % 6] + (trial % 7 == 0 ? rng.nextInt(below: 600) : 0)
-            let k = 1 + rng.nextInt(below: n / 16)
+        for trial in 0..<600 {
+            let n = [256, 2000, 4000, 4096, 16 * 50, 4003, 32, 100, 199, 613][trial % 10] + (trial % 7 == 0 ? rng.nextInt(below: 600) : 0)
+            let k = 1 + rng.nextInt(below: trial % 2 == 0 ? n / 16 : n / 2)
             var s: [Float]
             switch trial % 4 {
             case 0: s = (0..<n).map { _ in rng.nextFloat() * 2 - 1 }

@@ -18,21 +18,32 @@ public struct MixtureOfExpertsGate: ParameterContainer {
     public func forward(x: Matrix, experts: [Matrix]) -> (out: Matrix, gate: Matrix) {
         precondition(experts.count == self.experts, "MoE gate: \(experts.count) expert outputs, expected \(self.experts)")
         let g = Softmax.forward(gate.forward(x))
-        var out = Matrix(rows: x.rows, cols: experts[0].cols)
-        for (e, ex) in experts.enumerated() {
-            let w = (0..<x.rows).map { g[$0, e] }
-            out.addScaled(ex.scalingRows(by: w))
+        let n = x.rows, h = experts[0].cols, ne = self.experts
+        var out = Matrix(rows: n, cols: h)
+        // out[r] += g[r, e] · expert_e[r], expert by expert (the product rounded, then added).
+        out.storage.withUnsafeMutableBufferPointer { o in
+            g.storage.withUnsafeBufferPointer { gb in
+                for (e, ex) in experts.enumerated() {
+                    precondition(ex.rows == n && ex.cols == h, "MoE gate: expert \(e) is \(ex.rows)x\(ex.cols), expected \(n)x\(h)")
+                    ex.storage.withUnsafeBufferPointer { xb in
+                        for r in 0..<n {
+                            SingleThreadKernels.axpy(gb[r * ne + e], xb.baseAddress! + r * h, o.baseAddress! + r * h, h)
+                        }
+                    }
+                }
+            }
         }
         return (out, g)
     }
 
     public func backward(x: Matrix, experts: [Matrix], gateWeights g: Matrix, dOut: Matrix) -> (dx: Matrix, dExperts: [Matrix]) {
-        var dG = Matrix(rows: x.rows, cols: self.experts)
+        let n = x.rows, ne = self.experts
+        var dG = Matrix(rows: n, cols: ne)
         var dExperts: [Matrix] = []
         for (e, ex) in experts.enumerated() {
             let dots = ex.rowDots(dOut)
-            for r in 0..<x.rows { dG[r, e] = dots[r] }
-            dExperts.append(dOut.scalingRows(by: (0..<x.rows).map { g[$0, e] }))
+            for r in 0..<n { dG.storage[r * ne + e] = dots[r] }
+            dExperts.append(dOut.scalingRows(by: (0..<n).map { g.storage[$0 * ne + e] }))
         }
         let dLogits = Softmax.backward(p: g, dy: dG)
         let dx = gate.backward(x: x, dy: dLogits)

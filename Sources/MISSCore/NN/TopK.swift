@@ -15,7 +15,7 @@ public enum TopK {
         let k = min(max(k, 0), n)
         if k == 0 { return [] }
         if k < n {
-            if k * 16 <= n, let top = byGroupMaxima(scores, k: k) { return top }
+            if k * 2 <= n && n >= 32, let top = byGroupMaxima(scores, k: k) { return top }
             if k * 8 <= n, let top = byBuffer(scores, k: k) { return top }
             if k * 8 > n && !scores.contains(where: { $0.isNaN }) { return byThreshold(scores, k: k) }
         }
@@ -194,12 +194,15 @@ public enum TopK {
 }
 
 extension TopK {
-    /// Small k of a long row (n ≥ 16k): the GSUs' 50 of thousands. Three cheap passes:
-    /// 1. Group maxima. The row is read as chunks of 16 vectors of 16; a chunk's lane j over its 16 vectors
-    ///    is one group, so the maxima of 16 groups are one running vertical SIMD max (no horizontal work).
+    /// Small k of a longer row (n ≥ 2k, n ≥ 32): the GSUs' 50 of hundreds or thousands. Three cheap passes:
+    /// 1. Group maxima. The row is read as vectors of 16; vector v goes to maxima vector v mod m (m = 4k/16,
+    ///    about 4k groups whatever the row's length), so the maxima of 16 groups are one running vertical
+    ///    SIMD max (no horizontal work) and each group samples the whole row: a run of neighbouring high
+    ///    scores (a user's recent interest) spreads over many groups instead of filling a few.
     /// 2. A floor t such that at least k groups have a maximum ≥ t, by bisection over the maxima (counts
     ///    that vectorise). Each such group holds a score ≥ t, so at least k scores are ≥ t, and the k best
-    ///    (all ≥ the k-th best score ≥ t) are among the scores ≥ t: about 1.2k of them, not thousands.
+    ///    (all ≥ the k-th best score ≥ t) are among the scores ≥ t: for unordered scores about 1.2k of
+    ///    them (the k-th of 4k group maxima is about their upper quartile), not hundreds or thousands.
     /// 3. One SIMD scan for the vectors holding a score ≥ t (their positions written branch-free), then the
     ///    flagged lanes of those few vectors become sortable keys; a full buffer is cut back to its k best,
     ///    raising the floor (ties with the floor stay: the row is not visited in index order after a cut).
@@ -209,39 +212,40 @@ extension TopK {
     static func byGroupMaxima(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
         let n = scores.count
         let p = scores.baseAddress!
-        let vectors = n / 16, chunks = vectors / 16, tailVectors = vectors % 16
-        let remainder = n - vectors * 16
-        // Groups: 16 per full chunk, 16 for the tail chunk's vectors (if any), 1 for the last < 16 scores.
-        let groups = chunks * 16 + (tailVectors > 0 ? 16 : 0) + (remainder > 0 ? 1 : 0)
-        guard k >= 1, groups >= k else { return nil }
+        // m maxima vectors: vector v of the row goes to maxima vector v mod m, so group (j, lane) holds the
+        // scores 16·(j + i·m) + lane, spread over the whole row.
+        let vectors = n / 16, remainder = n - vectors * 16
+        let m = min(vectors, max(1, (4 * k + 15) / 16))
+        // Groups: 16 per maxima vector, 1 for the last < 16 scores.
+        let groups = m * 16 + (remainder > 0 ? 1 : 0)
+        guard k >= 1, vectors >= 1, groups >= k else { return nil }
         @inline(__always) func vector(_ i: Int) -> SIMD16<Float> {
             UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
         }
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: groups + 16) { maximaBuffer -> [Int]? in
             let maxima = maximaBuffer.baseAddress!
-            @inline(__always) func chunkMaxima(_ c: Int, _ count: Int) {
-                var m = vector(256 * c)
-                for v in 1..<max(1, count) {
-                    let x = vector(256 * c + 16 * v)
-                    m = m.replacing(with: x, where: x .> m)
-                }
-                UnsafeMutableRawPointer(maxima + 16 * c).storeBytes(of: m, as: SIMD16<Float>.self)
+            @inline(__always) func maximaVector(_ g: Int) -> SIMD16<Float> {
+                UnsafeRawPointer(maxima + g).loadUnaligned(as: SIMD16<Float>.self)
             }
-            for c in 0..<chunks { chunkMaxima(c, 16) }
-            if tailVectors > 0 { chunkMaxima(chunks, tailVectors) }
+            for j in 0..<m { UnsafeMutableRawPointer(maxima + 16 * j).storeBytes(of: vector(16 * j), as: SIMD16<Float>.self) }
+            var v = m
+            while v < vectors {
+                for j in 0..<min(m, vectors - v) {
+                    let x = vector(16 * (v + j)), cur = maximaVector(16 * j)
+                    UnsafeMutableRawPointer(maxima + 16 * j).storeBytes(of: cur.replacing(with: x, where: x .> cur), as: SIMD16<Float>.self)
+                }
+                v += m
+            }
             if remainder > 0 {
-                var m = -Float.infinity
-                for i in (vectors * 16)..<n { let x = p[i]; m = x > m ? x : m }
-                maxima[groups - 1] = m
+                var mx = -Float.infinity
+                for i in (vectors * 16)..<n { let x = p[i]; mx = x > mx ? x : mx }
+                maxima[groups - 1] = mx
             }
 
             // 2. The floor, by bisection on its value. Invariant: at least k groups have a maximum ≥ lo.
             // The padding is NaN: never a minimum, maximum or number, and never ≥ anything.
             let padded = (groups + 15) / 16 * 16
             for g in groups..<padded { maxima[g] = .nan }
-            @inline(__always) func maximaVector(_ g: Int) -> SIMD16<Float> {
-                UnsafeRawPointer(maxima + g).loadUnaligned(as: SIMD16<Float>.self)
-            }
             @inline(__always) func groupsReaching(_ t: Float) -> Int {
                 var count = SIMD16<Int32>(repeating: 0)
                 let threshold = SIMD16<Float>(repeating: t)
@@ -326,8 +330,9 @@ extension TopK {
                         count = k
                     }
                     // Each candidate's rank is the number of larger keys (keys are distinct: they hold the
-                    // index), counted 8 at a time as signed 64-bit comparisons; the k best go straight to
-                    // their places. Cheaper than sorting the few dozen candidates.
+                    // index), for 8 candidates at once as signed 64-bit comparisons against every key in
+                    // turn; the k best go straight to their places. Cheaper than sorting the few dozen
+                    // candidates.
                     let candidates = count, padded = (candidates + 7) / 8 * 8
                     return withUnsafeTemporaryAllocation(of: Int64.self, capacity: padded) { signedBuffer -> [Int] in
                         let signed = signedBuffer.baseAddress!
@@ -335,14 +340,16 @@ extension TopK {
                         for c in candidates..<padded { signed[c] = .min }    // never larger than a key
                         let lanes = UnsafeRawPointer(signed)
                         return [Int](unsafeUninitializedCapacity: k) { out, initialized in
-                            for c in 0..<candidates {
-                                let x = SIMD8<Int64>(repeating: signed[c])
+                            for block in stride(from: 0, to: padded, by: 8) {
+                                let x = lanes.load(fromByteOffset: 8 * block, as: SIMD8<Int64>.self)
                                 var larger = SIMD8<Int64>()
-                                for v in stride(from: 0, to: padded, by: 8) {
-                                    larger &-= unsafeBitCast(lanes.load(fromByteOffset: 8 * v, as: SIMD8<Int64>.self) .> x, to: SIMD8<Int64>.self)
+                                for c in 0..<candidates {
+                                    larger &-= unsafeBitCast(SIMD8<Int64>(repeating: signed[c]) .> x, to: SIMD8<Int64>.self)
                                 }
-                                let rank = Int(larger.wrappedSum())
-                                if rank < k { out[rank] = Self.index(keys[c]) }
+                                for lane in 0..<min(8, candidates - block) {
+                                    let rank = Int(larger[lane])
+                                    if rank < k { out[rank] = Self.index(keys[block + lane]) }
+                                }
                             }
                             initialized = k
                         }

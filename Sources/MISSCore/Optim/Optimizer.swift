@@ -31,8 +31,10 @@ public struct Adam: Optimizer {
         let c1 = 1 - powf(beta1, t), c2 = 1 - powf(beta2, t)
         let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
         for p in parameters {
-            var mp = m[p.name] ?? [Float](repeating: 0, count: p.value.count)
-            var vp = v[p.name] ?? [Float](repeating: 0, count: p.value.count)
+            // Taken out of the dictionaries while they are updated: a copy still held there would make
+            // the first write copy the whole array (the node embedding table's moments, every step).
+            var mp = m.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count)
+            var vp = v.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count)
             p.updateElementsWithGradient { value, i, g in
                 mp[i] = b1 * mp[i] + (1 - b1) * g
                 vp[i] = b2 * vp[i] + (1 - b2) * g * g
@@ -60,7 +62,7 @@ public struct Adagrad: Optimizer {
     public mutating func step(_ parameters: [Parameter]) {
         let lr = learningRate, eps = epsilon
         for p in parameters {
-            var acc = accumulator[p.name] ?? [Float](repeating: initialAccumulator, count: p.value.count)
+            var acc = accumulator.removeValue(forKey: p.name) ?? [Float](repeating: initialAccumulator, count: p.value.count)
             p.updateElementsWithGradient { value, i, g in
                 acc[i] += g * g
                 value[i] -= lr * g / (acc[i].squareRoot() + eps)

@@ -41,4 +41,20 @@ public enum SingleThreadKernels {
             while j < cols { y[j] += wi * row[j]; j += 1 }
         }
     }
+
+    /// y[j] += a · x[j] for j < n, 8 lanes at a time. Each element is the same multiply then add as the
+    /// plain loop (no fused multiply-add, no reordering), so the result is bit-identical to it; the plain
+    /// loop over three pointers does not vectorize because the compiler cannot rule out aliasing.
+    @inlinable @inline(__always)
+    public static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        var j = 0
+        let av = SIMD8<Float>(repeating: a)
+        while j + 8 <= n {
+            let cur = UnsafeRawPointer(y + j).loadUnaligned(as: SIMD8<Float>.self)
+            let add = av * UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(y + j).storeBytes(of: cur + add, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < n { y[j] += a * x[j]; j += 1 }
+    }
 }

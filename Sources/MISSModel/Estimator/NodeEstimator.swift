@@ -320,8 +320,7 @@ public struct NodeEstimator: ParameterContainer {
         let d = values.cols
         values.storage.withUnsafeBufferPointer { v in
             for (k, pos) in top.enumerated() {
-                let w = a[k], base = v.baseAddress! + pos * d
-                for j in 0..<d { o[j] += w * base[j] }
+                SingleThreadKernels.axpy(a[k], v.baseAddress! + pos * d, o, d)
             }
         }
     }
@@ -370,12 +369,9 @@ public struct NodeEstimator: ParameterContainer {
                 for (k, pos) in top.enumerated() {
                     let ak = a[k]
                     let ds = ak * (da[k] - dot) * scale   // softmax backward, then s = q·k·scale
-                    let dvRow = dVp + pos * d, dkRow = dKp + pos * d, kRow = kp + pos * d
-                    for j in 0..<d {
-                        dvRow[j] += ak * dxRow[j]
-                        dqRow[j] += ds * kRow[j]
-                        dkRow[j] += ds * qRow[j]
-                    }
+                    SingleThreadKernels.axpy(ak, dxRow, dVp + pos * d, d)
+                    SingleThreadKernels.axpy(ds, kp + pos * d, dqRow, d)
+                    SingleThreadKernels.axpy(ds, qRow, dKp + pos * d, d)
                 }
             }
         }}}}}}}
