@@ -35,10 +35,15 @@ public struct Adam: Optimizer {
             // the first write copy the whole array (the node embedding table's moments, every step).
             var mp = m.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count)
             var vp = v.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count)
-            p.updateElementsWithGradient { value, i, g in
-                mp[i] = b1 * mp[i] + (1 - b1) * g
-                vp[i] = b2 * vp[i] + (1 - b2) * g * g
-                value[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + eps)
+            mp.withUnsafeMutableBufferPointer { mb in
+                vp.withUnsafeMutableBufferPointer { vb in
+                    let m = mb.baseAddress!, v = vb.baseAddress!
+                    p.updateElementsWithGradient { value, i, g in
+                        m[i] = b1 * m[i] + (1 - b1) * g
+                        v[i] = b2 * v[i] + (1 - b2) * g * g
+                        value[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                    }
+                }
             }
             m[p.name] = mp
             v[p.name] = vp
@@ -63,9 +68,12 @@ public struct Adagrad: Optimizer {
         let lr = learningRate, eps = epsilon
         for p in parameters {
             var acc = accumulator.removeValue(forKey: p.name) ?? [Float](repeating: initialAccumulator, count: p.value.count)
-            p.updateElementsWithGradient { value, i, g in
-                acc[i] += g * g
-                value[i] -= lr * g / (acc[i].squareRoot() + eps)
+            acc.withUnsafeMutableBufferPointer { ab in
+                let a = ab.baseAddress!
+                p.updateElementsWithGradient { value, i, g in
+                    a[i] += g * g
+                    value[i] -= lr * g / (a[i].squareRoot() + eps)
+                }
             }
             accumulator[p.name] = acc
         }
@@ -75,19 +83,23 @@ public struct Adagrad: Optimizer {
 extension Parameter {
     /// Calls `update(values, i, g)` for every element i (flat index) that has a gradient g:
     /// all elements for a dense parameter, only the touched rows for a sparse one.
+    @inline(__always)
     func updateElementsWithGradient(_ update: (UnsafeMutableBufferPointer<Float>, Int, Float) -> Void) {
         let cols = value.cols
         if isSparse {
             let sparse = sparseGrad
             value.storage.withUnsafeMutableBufferPointer { values in
-                for (k, row) in sparse.rowIndices.enumerated() {
-                    for (j, g) in sparse.gradient(at: k).enumerated() { update(values, row * cols + j, g) }
+                sparse.flat.withUnsafeBufferPointer { flat in
+                    for (k, row) in sparse.rowIndices.enumerated() {
+                        for j in 0..<cols { update(values, row * cols + j, flat[k * cols + j]) }
+                    }
                 }
             }
         } else {
-            let g = grad.storage
-            value.storage.withUnsafeMutableBufferPointer { values in
-                for i in 0..<values.count { update(values, i, g[i]) }
+            grad.storage.withUnsafeBufferPointer { g in
+                value.storage.withUnsafeMutableBufferPointer { values in
+                    for i in 0..<values.count { update(values, i, g[i]) }
+                }
             }
         }
     }

@@ -341,11 +341,43 @@ public struct NodeEstimator: ParameterContainer {
 
     /// Backward of attention over each node's selected positions with scores s_k = q·K[top_k]·scale,
     /// weights a = softmax(s) and output Σ a_k V[top_k]: returns dQ (N, d), dK and dV (L, d).
+    ///
+    /// The (node, k) entries are visited position by position (bucketed by position, nodes in order
+    /// within a position) wherever a row of dK, dV or V is touched: each such row is read or written
+    /// once, in order, instead of once per node that selected it at a random place. Every value is
+    /// accumulated in the same order as a plain node-by-node loop: dV[pos] and dK[pos] over the nodes in
+    /// order, dQ[node] over its k in order.
     static func selectedAttentionBackward(_ gsu: GSUResult, dX: Matrix, queries q: Matrix, keys: Matrix, values: Matrix,
                                           scale: Float) -> (Matrix, Matrix, Matrix) {
-        let d = q.cols
+        let d = q.cols, rows = gsu.positions.count, length = keys.rows
         var dQ = Matrix(rows: q.rows, cols: d)
-        var dK = Matrix(rows: keys.rows, cols: d), dV = Matrix(rows: values.rows, cols: d)
+        var dK = Matrix(rows: length, cols: d), dV = Matrix(rows: values.rows, cols: d)
+        // Entries e in node-major order: row, position, weight a_e; then g_e = dL/da_e and ds_e.
+        var rowStart = [Int](repeating: 0, count: rows + 1)
+        for r in 0..<rows { rowStart[r + 1] = rowStart[r] + gsu.positions[r].count }
+        let total = rowStart[rows]
+        guard total > 0 else { return (dQ, dK, dV) }
+        var entryRow = [Int32](repeating: 0, count: total), entryPos = [Int32](repeating: 0, count: total)
+        var a = [Float](repeating: 0, count: total)
+        var bucketStart = [Int](repeating: 0, count: length + 1)
+        for r in 0..<rows {
+            let top = gsu.positions[r], w = gsu.weights[r]
+            for k in 0..<top.count {
+                let e = rowStart[r] + k
+                entryRow[e] = Int32(truncatingIfNeeded: r); entryPos[e] = Int32(truncatingIfNeeded: top[k]); a[e] = w[k]
+                bucketStart[top[k] + 1] += 1
+            }
+        }
+        for pos in 0..<length { bucketStart[pos + 1] += bucketStart[pos] }
+        // Position-major order of the entries (stable: node order within a position).
+        var byPosition = [Int32](repeating: 0, count: total)
+        var next = bucketStart
+        for e in 0..<total {
+            let pos = Int(entryPos[e])
+            byPosition[next[pos]] = Int32(truncatingIfNeeded: e)
+            next[pos] += 1
+        }
+        var g = [Float](repeating: 0, count: total), ds = [Float](repeating: 0, count: total)
         dQ.storage.withUnsafeMutableBufferPointer { dQb in
         dK.storage.withUnsafeMutableBufferPointer { dKb in
         dV.storage.withUnsafeMutableBufferPointer { dVb in
@@ -355,27 +387,67 @@ public struct NodeEstimator: ParameterContainer {
         values.storage.withUnsafeBufferPointer { vb in
             let dQp = dQb.baseAddress!, dKp = dKb.baseAddress!, dVp = dVb.baseAddress!
             let dXp = dXb.baseAddress!, qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!
-            var da = [Float](repeating: 0, count: 0)
-            for row in 0..<gsu.positions.count {
-                let top = gsu.positions[row], a = gsu.weights[row]
-                let dxRow = dXp + row * d, qRow = qp + row * d, dqRow = dQp + row * d
-                da.removeAll(keepingCapacity: true)
-                var dot: Float = 0
-                for (k, pos) in top.enumerated() {
-                    let g = Self.dot(dxRow, vp + pos * d, d)      // dL/da_k = dX·V[top_k]
-                    da.append(g)
-                    dot += a[k] * g
+            // 1. By position: g_e = dX[node]·V[pos] (dL/da_e) and dV[pos] += a_e · dX[node].
+            for pos in 0..<length where bucketStart[pos] < bucketStart[pos + 1] {
+                let vRow = vp + pos * d
+                let entries = bucketStart[pos]..<bucketStart[pos + 1]
+                for i in entries {
+                    let e = Int(byPosition[i])
+                    g[e] = Self.dot(dXp + Int(entryRow[e]) * d, vRow, d)
                 }
-                for (k, pos) in top.enumerated() {
-                    let ak = a[k]
-                    let ds = ak * (da[k] - dot) * scale   // softmax backward, then s = q·k·scale
-                    SingleThreadKernels.axpy(ak, dxRow, dVp + pos * d, d)
-                    SingleThreadKernels.axpy(ds, kp + pos * d, dqRow, d)
-                    SingleThreadKernels.axpy(ds, qRow, dKp + pos * d, d)
+                Self.sumOfScaledRows(into: dVp + pos * d, d, entries) { i in
+                    let e = Int(byPosition[i])
+                    return (a[e], dXp + Int(entryRow[e]) * d)
+                }
+            }
+            // 2. By node: the softmax backward, ds_e = a_e (g_e − Σ_k a_k g_k) · scale; dQ[node] += ds_e K[pos].
+            for r in 0..<rows {
+                var dot: Float = 0
+                for e in rowStart[r]..<rowStart[r + 1] { dot += a[e] * g[e] }
+                for e in rowStart[r]..<rowStart[r + 1] { ds[e] = a[e] * (g[e] - dot) * scale }
+                Self.sumOfScaledRows(into: dQp + r * d, d, rowStart[r]..<rowStart[r + 1]) { e in (ds[e], kp + Int(entryPos[e]) * d) }
+            }
+            // 3. By position: dK[pos] += ds_e · q[node].
+            for pos in 0..<length where bucketStart[pos] < bucketStart[pos + 1] {
+                Self.sumOfScaledRows(into: dKp + pos * d, d, bucketStart[pos]..<bucketStart[pos + 1]) { i in
+                    let e = Int(byPosition[i])
+                    return (ds[e], qp + Int(entryRow[e]) * d)
                 }
             }
         }}}}}}}
         return (dQ, dK, dV)
+    }
+
+    /// out[j] = Σ_i c_i · x_i[j] over `terms` in order, into a zero row `out` (d floats), where
+    /// (c_i, x_i) = term(i): each element the same sum, in the same order, as repeated axpys, but held in
+    /// registers (32 columns at a time) rather than stored and reloaded after every term.
+    @inline(__always)
+    static func sumOfScaledRows(into out: UnsafeMutablePointer<Float>, _ d: Int, _ terms: Range<Int>,
+                                _ term: (Int) -> (Float, UnsafePointer<Float>)) {
+        var j = 0
+        while j + 32 <= d {
+            var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+            for i in terms {
+                let (c, x) = term(i)
+                let cv = SIMD8<Float>(repeating: c), r = UnsafeRawPointer(x + j)
+                s0 += cv * r.loadUnaligned(fromByteOffset: 0, as: SIMD8<Float>.self)
+                s1 += cv * r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                s2 += cv * r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+                s3 += cv * r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
+            }
+            let o = UnsafeMutableRawPointer(out + j)
+            o.storeBytes(of: s0, toByteOffset: 0, as: SIMD8<Float>.self)
+            o.storeBytes(of: s1, toByteOffset: 32, as: SIMD8<Float>.self)
+            o.storeBytes(of: s2, toByteOffset: 64, as: SIMD8<Float>.self)
+            o.storeBytes(of: s3, toByteOffset: 96, as: SIMD8<Float>.self)
+            j += 32
+        }
+        if j < d {
+            for i in terms {
+                let (c, x) = term(i)
+                SingleThreadKernels.axpy(c, x + j, out + j, d - j)
+            }
+        }
     }
 }
 

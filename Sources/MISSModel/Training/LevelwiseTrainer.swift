@@ -78,6 +78,25 @@ public struct LevelwiseTrainer {
     /// Gradient shards per step: a constant, so that results do not depend on the core count.
     static let gradientShards = 4
 
+    /// A node's work that does not scale with the history (embeddings, MMoE), in behaviour-equivalents
+    /// of GSU work: the MMoE's ≈ 3 × 2 × 160 × 256 FLOPs per node against 2 × 64 per (node, behaviour).
+    static let nodeCostInBehaviours = 2000
+
+    /// Instances (by estimated cost) into `shards` shards of about equal total cost: largest first, each
+    /// to the least loaded shard (ties: the lower index); a shard runs its instances in index order.
+    /// Depends only on the costs, so a shard's gradient sum and the result do not depend on the machine.
+    static func balancedShards(costs: [Double], shards: Int) -> [[Int]] {
+        var load = [Double](repeating: 0, count: shards)
+        var members = [[Int]](repeating: [], count: shards)
+        for j in costs.indices.sorted(by: { costs[$0] > costs[$1] || (costs[$0] == costs[$1] && $0 < $1) }) {
+            var s = 0
+            for t in 1..<shards where load[t] < load[s] { s = t }
+            load[s] += costs[j]
+            members[s].append(j)
+        }
+        return members.map { $0.sorted() }
+    }
+
     public struct StepReport { public var step: Int; public var loss: Double; public var samples: Int }
 
     /// What `control` tells the loop after a step.
@@ -94,8 +113,8 @@ public struct LevelwiseTrainer {
         var rng = Xoshiro256StarStar(seed: config.seed).derived("levelwise-samples")
         var adam = Adam(learningRate: config.learningRate)
         let parameters = estimator.parameters
-        // Instances run in parallel in a fixed number of shards, each into its own gradient replica (shard s
-        // takes instances s, s + S, …); the replicas are summed in shard order. Neither the timing nor the
+        // Instances run in parallel in a fixed number of shards of about equal cost (`balancedShards`), each
+        // into its own gradient replica; the replicas are summed in shard order. Neither the timing nor the
         // machine's core count changes the result.
         let shards = max(1, min(Self.gradientShards, config.instancesPerBatch))
         let replicas = (0..<shards).map { _ in estimator.gradientReplica() }
@@ -107,11 +126,15 @@ public struct LevelwiseTrainer {
                 jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], nodes, labels))
             }
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
+            let shardJobs = Self.balancedShards(costs: jobs.map { job in
+                Double(job.nodes.count) * Double(min(job.history.count, estimator.config.coLength)
+                                                 + min(job.history.count, estimator.config.mmLength) + Self.nodeCostInBehaviours)
+            }, shards: shards)
             let perWorker = BLAS.singleThreaded {
                 parallelMap(shards, minimumPerWorker: 1) { w -> (loss: Double, count: Int) in
                     let replica = replicas[w]
                     var loss = 0.0, count = 0
-                    for j in stride(from: w, to: jobs.count, by: shards) {
+                    for j in shardJobs[w] {
                         let ctx = replica.context(history: jobs[j].history)
                         let f = replica.forward(ctx, nodes: jobs[j].nodes)
                         let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
