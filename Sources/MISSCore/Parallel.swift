@@ -19,6 +19,41 @@ public func parallelMap<T>(_ n: Int, workers: Int = ProcessInfo.processInfo.acti
     return result
 }
 
+/// `(0..<n).map(body)` with the items handed out one at a time in `order` (a permutation of 0..<n, say the
+/// largest first): a worker that finishes early takes the next, so uneven items still keep every worker
+/// busy. The results are in index order whatever the order of the work.
+public func parallelMap<T>(_ n: Int, inOrder order: [Int], workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                           _ body: (Int) -> T) -> [T] {
+    precondition(order.count == n && Set(order) == Set(0..<n), "parallelMap: order must be a permutation of 0..<\(n)")
+    let w = max(1, min(workers, n))
+    if w == 1 { return (0..<n).map(body) }
+    let out = UnsafeMutablePointer<T>.allocate(capacity: n)
+    defer { out.deallocate() }
+    withoutActuallyEscaping(body) { body in
+        let job = OrderedJob(out: out, body: body, order: order, next: BlockCounter())
+        DispatchQueue.concurrentPerform(iterations: w) { _ in job.run() }
+    }
+    let result = Array(UnsafeBufferPointer(start: out, count: n))
+    out.deinitialize(count: n)
+    return result
+}
+
+/// The unsafe part of `parallelMap(_:inOrder:)`: each item is taken by exactly one worker.
+private struct OrderedJob<T>: @unchecked Sendable {
+    let out: UnsafeMutablePointer<T>
+    let body: (Int) -> T
+    let order: [Int]
+    let next: BlockCounter
+
+    func run() {
+        while true {
+            let t = next.take()
+            if t >= order.count { break }
+            (out + order[t]).initialize(to: body(order[t]))
+        }
+    }
+}
+
 /// The unsafe part of `parallelMap`, fenced: workers write disjoint slots of `out`.
 private struct StripedJob<T>: @unchecked Sendable {
     let out: UnsafeMutablePointer<T>

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import MISSCore
 import MISSTestSupport
@@ -147,5 +148,29 @@ import MISSTestSupport
             BLAS.singleThreaded { #expect(BLAS.threads == 1) }
             #expect(BLAS.threads == 1)
         }
+    }
+}
+
+@Suite struct ParallelMapTests {
+    @Test func itemsHandedOutInAnyOrderComeBackInIndexOrderEachComputedOnce() {
+        let n = 37
+        let calls = Counter()
+        for order in [Array(0..<n), Array((0..<n).reversed()), (0..<n).map { ($0 * 11) % n }] {
+            for workers in [1, 2, 3, 8] {
+                calls.reset()
+                let got = parallelMap(n, inOrder: order, workers: workers) { i -> Int in calls.add(); return i * i }
+                #expect(got == (0..<n).map { $0 * $0 }, "workers \(workers)")
+                #expect(calls.value == n)
+            }
+        }
+        #expect(parallelMap(0, inOrder: [], workers: 2) { $0 }.isEmpty)
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+        func add() { lock.lock(); count += 1; lock.unlock() }
+        func reset() { lock.lock(); count = 0; lock.unlock() }
     }
 }

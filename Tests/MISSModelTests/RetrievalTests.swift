@@ -3,7 +3,7 @@ import Testing
 import MISSTestSupport
 import MISSCore
 import MISSData
-@testable import MISSModel
+import MISSModel
 
 @Suite struct RetrievalMetricsTests {
     @Test func recallAndPrecisionByHand() {
@@ -76,23 +76,6 @@ import MISSData
 }
 
 @Suite struct TrainingTests {
-    @Test func instancesAreShardedByCostLargestFirst() {
-        // Largest first to the least loaded shard (ties: lower index): 0(5)→A, 2(4)→B, 4(3)→B, 5(3)→A,
-        // 3(2)→B, 1(1)→A; loads 9 and 9; each shard runs its instances in index order.
-        #expect(LevelwiseTrainer.balancedShards(costs: [5, 1, 4, 2, 3, 3], shards: 2) == [[0, 1, 5], [2, 3, 4]])
-        #expect(LevelwiseTrainer.balancedShards(costs: [1, 1, 1], shards: 4) == [[0], [1], [2], []])
-        var rng = Xoshiro256StarStar(seed: 5)
-        for _ in 0..<50 {
-            let costs = (0..<(1 + rng.nextInt(below: 40))).map { _ in Double(1 + rng.nextInt(below: 5000)) }
-            let shards = LevelwiseTrainer.balancedShards(costs: costs, shards: 4)
-            #expect(shards.flatMap { $0 }.sorted() == Array(costs.indices), "every instance in exactly one shard")
-            #expect(shards.allSatisfy { $0 == $0.sorted() })
-            // Greedy largest-first: no shard exceeds the lightest by more than the largest single cost.
-            let loads = shards.map { $0.reduce(0) { $0 + costs[$1] } }
-            #expect(loads.max()! - loads.min()! <= costs.max()!)
-        }
-    }
-
     @Test func levelwiseTrainingLowersTheLossAndBeatsTheUntrainedModel() throws {
         var wc = SyntheticWorld.Config()
         wc.seed = 21; wc.items = 400; wc.users = 120; wc.maxLength = 300

@@ -78,24 +78,9 @@ public struct LevelwiseTrainer {
     /// Gradient shards per step: a constant, so that results do not depend on the core count.
     static let gradientShards = 4
 
-    /// A node's work that does not scale with the history (embeddings, MMoE), in behaviour-equivalents
-    /// of GSU work: the MMoE's ≈ 3 × 2 × 160 × 256 FLOPs per node against 2 × 64 per (node, behaviour).
-    static let nodeCostInBehaviours = 2000
-
-    /// Instances (by estimated cost) into `shards` shards of about equal total cost: largest first, each
-    /// to the least loaded shard (ties: the lower index); a shard runs its instances in index order.
-    /// Depends only on the costs, so a shard's gradient sum and the result do not depend on the machine.
-    static func balancedShards(costs: [Double], shards: Int) -> [[Int]] {
-        var load = [Double](repeating: 0, count: shards)
-        var members = [[Int]](repeating: [], count: shards)
-        for j in costs.indices.sorted(by: { costs[$0] > costs[$1] || (costs[$0] == costs[$1] && $0 < $1) }) {
-            var s = 0
-            for t in 1..<shards where load[t] < load[s] { s = t }
-            load[s] += costs[j]
-            members[s].append(j)
-        }
-        return members.map { $0.sorted() }
-    }
+    /// A node's work that does not grow with the history (embeddings, MMoE), in behaviour-equivalents of
+    /// GSU work: the MMoE's ≈ 3 × 2 × 160 × 256 FLOPs per node against 2 × 2 × 64 per (node, behaviour).
+    static let nodeCostInBehaviours = 1000
 
     public struct StepReport { public var step: Int; public var loss: Double; public var samples: Int }
 
@@ -113,8 +98,8 @@ public struct LevelwiseTrainer {
         var rng = Xoshiro256StarStar(seed: config.seed).derived("levelwise-samples")
         var adam = Adam(learningRate: config.learningRate)
         let parameters = estimator.parameters
-        // Instances run in parallel in a fixed number of shards of about equal cost (`balancedShards`), each
-        // into its own gradient replica; the replicas are summed in shard order. Neither the timing nor the
+        // Instances run in parallel in a fixed number of shards, each into its own gradient replica (shard s
+        // takes instances s, s + S, …); the replicas are summed in shard order. Neither the timing nor the
         // machine's core count changes the result.
         let shards = max(1, min(Self.gradientShards, config.instancesPerBatch))
         let replicas = (0..<shards).map { _ in estimator.gradientReplica() }
@@ -126,15 +111,21 @@ public struct LevelwiseTrainer {
                 jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], nodes, labels))
             }
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
-            let shardJobs = Self.balancedShards(costs: jobs.map { job in
-                Double(job.nodes.count) * Double(min(job.history.count, estimator.config.coLength)
-                                                 + min(job.history.count, estimator.config.mmLength) + Self.nodeCostInBehaviours)
-            }, shards: shards)
+            // The shards go to the workers one at a time, the costliest first (estimated from the nodes and
+            // history lengths): whoever finishes first takes the next, so neither waits long for the other.
+            let shardCost = (0..<shards).map { w in
+                stride(from: w, to: jobs.count, by: shards).reduce(0.0) { total, j in
+                    let h = jobs[j].history.count
+                    return total + Double(jobs[j].nodes.count) * Double(min(h, estimator.config.coLength)
+                                                                        + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
+                }
+            }
+            let costliestFirst = (0..<shards).sorted { shardCost[$0] > shardCost[$1] || (shardCost[$0] == shardCost[$1] && $0 < $1) }
             let perWorker = BLAS.singleThreaded {
-                parallelMap(shards, minimumPerWorker: 1) { w -> (loss: Double, count: Int) in
+                parallelMap(shards, inOrder: costliestFirst) { w -> (loss: Double, count: Int) in
                     let replica = replicas[w]
                     var loss = 0.0, count = 0
-                    for j in shardJobs[w] {
+                    for j in stride(from: w, to: jobs.count, by: shards) {
                         let ctx = replica.context(history: jobs[j].history)
                         let f = replica.forward(ctx, nodes: jobs[j].nodes)
                         let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
