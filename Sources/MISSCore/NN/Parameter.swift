@@ -33,7 +33,7 @@ public final class Parameter {
     }
 
     public func zeroGrad() {
-        if isSparse { sparseGrad = SparseRowGradient(cols: value.cols) } else { grad.fill(0) }
+        if isSparse { sparseGrad.removeAll() } else { grad.fill(0) }
     }
 
     /// The gradient as a dense matrix (sparse rows scattered into zeros); for tests and checks.
@@ -70,8 +70,17 @@ public struct SparseRowGradient: Sendable {
             rowIndices.append(row)
             flat.append(contentsOf: repeatElement(0, count: cols))
         }
-        var j = s * cols
-        for v in g { flat[j] += v; j += 1 }
+        flat.withUnsafeMutableBufferPointer { f in
+            var j = s * cols
+            for v in g { f[j] += v; j += 1 }
+        }
+    }
+
+    /// No rows; the storage is kept for the next batch (which touches about as many rows).
+    public mutating func removeAll() {
+        rowIndices.removeAll(keepingCapacity: true)
+        flat.removeAll(keepingCapacity: true)
+        slot.removeAll(keepingCapacity: true)
     }
 
     /// Gradient of the i-th touched row.
