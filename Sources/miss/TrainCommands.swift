@@ -15,6 +15,8 @@ struct Train: ParsableCommand {
     @Option(help: "Optimisation steps.") var steps = 1000
     @Option(help: "User instances per step.") var batch = 16
     @Option(help: "Negative nodes per level and target.") var negatives = 5
+    @Option(help: "Not in the paper: the fraction (0…1) of negatives drawn near the positive (same level, under its ancestor --near-span levels up) instead of uniformly over the level. 0 = the paper's sampling.") var nearNegatives = 0.0
+    @Option(help: "Levels up to the ancestor whose subtree holds the near negatives.") var nearSpan = 3
     @Option(help: "Adam learning rate.") var learningRate: Float = 2e-3
     @Option(help: "Seed for initialisation and sampling.") var seed: UInt64 = 1
     @Option(help: "Seed of the train/validation/test user split.") var splitSeed: UInt64 = 1
@@ -39,6 +41,9 @@ struct Train: ParsableCommand {
         }
         guard steps >= 1, batch >= 1, negatives >= 0, idDim >= 1, experts >= 1, learningRate > 0 else {
             throw ValidationError("need --steps, --batch, --id-dim, --experts ≥ 1, --negatives ≥ 0 and --learning-rate > 0")
+        }
+        guard nearNegatives >= 0, nearNegatives <= 1, nearSpan >= 1 else {
+            throw ValidationError("--near-negatives must be in 0…1 (got \(nearNegatives)) and --near-span ≥ 1 (got \(nearSpan))")
         }
         guard evalEvery >= 0, patience >= 0, validationUsers >= 1, validationK >= 1, sasrecSteps >= 0 else {
             throw ValidationError("need --eval-every ≥ 0, --patience ≥ 0, --validation-users ≥ 1, --validation-k ≥ 1 and --sasrec-steps ≥ 0")
@@ -71,6 +76,7 @@ struct Train: ParsableCommand {
             options.config = config
             options.trainer.steps = steps; options.trainer.instancesPerBatch = batch; options.trainer.negativesPerLevel = negatives
             options.trainer.learningRate = learningRate; options.trainer.seed = seed
+            options.trainer.nearNegatives = nearNegatives; options.trainer.nearSpan = nearSpan
             options.evalEvery = evalEvery; options.patience = patience
             options.validationUsers = validationUsers; options.validationK = validationK
             let bar = ProgressBar("train", total: steps, unit: "steps")
@@ -79,6 +85,7 @@ struct Train: ParsableCommand {
             func bundle(_ estimator: NodeEstimator, _ training: [String: Double]) -> ModelBundle {
                 var t = training
                 t["seed"] = Double(seed)
+                if nearNegatives > 0 { t["near_negatives"] = nearNegatives; t["near_span"] = Double(nearSpan) }
                 return ModelBundle(estimator: estimator, tree: indexTree, embeddings: emb, dataset: dataset, splitSeed: splitSeed, training: t)
             }
             let outcome = try ModelTraining.run(dataset: dataset, tree: indexTree, itemMM: emb.multimodal, split: split, options: options,

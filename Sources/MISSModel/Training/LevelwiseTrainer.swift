@@ -16,6 +16,11 @@ public struct LevelwiseTrainer {
         public var learningRate: Float = 2e-3
         public var minHistory = 2
         public var seed: UInt64 = 1
+        /// Not in the paper (which samples a level's negatives uniformly): the fraction of negatives drawn
+        /// near the positive instead, from the same level under the positive's ancestor `nearSpan` levels
+        /// up (its "cousins": same topic, other style). 0 = the paper's sampling, with the same draws.
+        public var nearNegatives = 0.0
+        public var nearSpan = 3
         public init() {}
     }
 
@@ -48,9 +53,25 @@ public struct LevelwiseTrainer {
         return Instance(user: u, cut: cut, targets: cut..<min(r.upperBound, cut + config.targetsPerInstance))
     }
 
+    /// The nodes of `node`'s level under its ancestor `span` levels up (at least level 1): a contiguous
+    /// range, since children are contiguous and nodes are numbered level by level.
+    func neighbourhood(of node: Int, level h: Int, span: Int) -> ClosedRange<Int> {
+        let top = max(1, h - span)
+        var a = node
+        for _ in top..<h { a = Int(tree.parent[a]) }
+        var lo = a, hi = a
+        for _ in top..<h {
+            lo = Int(tree.childStart[lo])
+            hi = Int(tree.childStart[hi] + tree.childCount[hi]) - 1
+        }
+        return lo...hi
+    }
+
     /// Nodes and labels (N, T) of an instance.
     /// `objectives`: label the first t objectives (all by default; 1 for a single-objective model such as TDM).
-    public func samples(_ inst: Instance, negatives: Int, objectives: Int? = nil, _ rng: inout Xoshiro256StarStar) -> (nodes: [Int], labels: Matrix) {
+    /// `near`: the fraction of negatives drawn from the positive's neighbourhood (`Config.nearNegatives`).
+    public func samples(_ inst: Instance, negatives: Int, objectives: Int? = nil, near: Double = 0, nearSpan: Int = 3,
+                        _ rng: inout Xoshiro256StarStar) -> (nodes: [Int], labels: Matrix) {
         var nodes: [Int] = []
         var labels: [Float] = []
         let t = min(objectives ?? dataset.objectives.count, dataset.objectives.count)
@@ -63,9 +84,12 @@ public struct LevelwiseTrainer {
                 nodes.append(node)
                 labels.append(contentsOf: (0..<t).map { bits & (1 << UInt8($0)) != 0 ? 1 : 0 })
                 let level = tree.nodes(atLevel: h)
+                let nearby = near > 0 ? neighbourhood(of: node, level: h, span: nearSpan) : node...node
                 for _ in 0..<negatives where level.count > 1 {
-                    var neg = level.lowerBound + rng.nextInt(below: level.count)
-                    if neg == node { neg = level.lowerBound + (neg - level.lowerBound + 1) % level.count }
+                    // Near (when asked and the neighbourhood has more than the positive), else uniform.
+                    let range = near > 0 && nearby.count > 1 && rng.nextDouble() < near ? nearby : level.lowerBound...(level.upperBound - 1)
+                    var neg = range.lowerBound + rng.nextInt(below: range.count)
+                    if neg == node { neg = range.lowerBound + (neg - range.lowerBound + 1) % range.count }
                     nodes.append(neg)
                     labels.append(contentsOf: repeatElement(0, count: t))
                 }
@@ -107,7 +131,8 @@ public struct LevelwiseTrainer {
             var jobs: [(history: ArraySlice<Int32>, nodes: [Int], labels: Matrix)] = []
             for _ in 0..<config.instancesPerBatch {
                 guard let inst = instance(&rng, config: config) else { continue }
-                let (nodes, labels) = samples(inst, negatives: config.negativesPerLevel, objectives: estimator.config.objectives, &rng)
+                let (nodes, labels) = samples(inst, negatives: config.negativesPerLevel, objectives: estimator.config.objectives,
+                                              near: config.nearNegatives, nearSpan: config.nearSpan, &rng)
                 jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], nodes, labels))
             }
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
