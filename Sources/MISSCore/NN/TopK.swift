@@ -1,5 +1,6 @@
-/// Partial top-K selection in O(n) expected time, used by both GSUs: group maxima and a floor for a small k
-/// of a long row (the GSUs' 50 of thousands), a buffered scan or quickselect otherwise.
+/// Partial top-K selection in O(n) expected time, used by both GSUs: group maxima and a floor whenever
+/// k is at most half the row (the GSUs' 50 of hundreds or thousands); a buffered scan when that path
+/// declines (NaN in most groups), quickselect when k is a large part of the row.
 ///
 /// The order is total: higher score first, and among equal scores the lower index first. So
 /// the result is exactly the first K of a full stable sort by descending score, ties included,
