@@ -351,12 +351,18 @@ public struct NodeEstimator: ParameterContainer {
                                           scale: Float) -> (Matrix, Matrix, Matrix) {
         let d = q.cols, rows = gsu.positions.count, length = keys.rows
         var dQ = Matrix(rows: q.rows, cols: d)
-        var dK = Matrix(rows: length, cols: d), dV = Matrix(rows: values.rows, cols: d)
+        precondition(values.rows == length, "selected attention: \(values.rows) value rows for \(length) keys")
         // Entries e in node-major order: row, position, weight a_e; then g_e = dL/da_e and ds_e.
         var rowStart = [Int](repeating: 0, count: rows + 1)
         for r in 0..<rows { rowStart[r + 1] = rowStart[r] + gsu.positions[r].count }
         let total = rowStart[rows]
-        guard total > 0 else { return (dQ, dK, dV) }
+        guard total > 0 else { return (dQ, Matrix(rows: length, cols: d), Matrix(rows: length, cols: d)) }
+        // dK and dV: every row is written below (a sum, or zeros where no node selected the position), so
+        // they are not zeroed first (4 × L × d floats an instance).
+        func unwritten() -> Matrix {
+            Matrix(rows: length, cols: d, storage: [Float](unsafeUninitializedCapacity: length * d) { _, count in count = length * d })
+        }
+        var dK = unwritten(), dV = unwritten()
         var entryRow = [Int32](repeating: 0, count: total), entryPos = [Int32](repeating: 0, count: total)
         var a = [Float](repeating: 0, count: total)
         var bucketStart = [Int](repeating: 0, count: length + 1)
@@ -388,9 +394,10 @@ public struct NodeEstimator: ParameterContainer {
             let dQp = dQb.baseAddress!, dKp = dKb.baseAddress!, dVp = dVb.baseAddress!
             let dXp = dXb.baseAddress!, qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!
             // 1. By position: g_e = dX[node]·V[pos] (dL/da_e) and dV[pos] += a_e · dX[node].
-            for pos in 0..<length where bucketStart[pos] < bucketStart[pos + 1] {
+            for pos in 0..<length {
                 let vRow = vp + pos * d
                 let entries = bucketStart[pos]..<bucketStart[pos + 1]
+                if entries.isEmpty { (dVp + pos * d).update(repeating: 0, count: d); continue }
                 for i in entries {
                     let e = Int(byPosition[i])
                     g[e] = Self.dot(dXp + Int(entryRow[e]) * d, vRow, d)
@@ -408,8 +415,10 @@ public struct NodeEstimator: ParameterContainer {
                 Self.sumOfScaledRows(into: dQp + r * d, d, rowStart[r]..<rowStart[r + 1]) { e in (ds[e], kp + Int(entryPos[e]) * d) }
             }
             // 3. By position: dK[pos] += ds_e · q[node].
-            for pos in 0..<length where bucketStart[pos] < bucketStart[pos + 1] {
-                Self.sumOfScaledRows(into: dKp + pos * d, d, bucketStart[pos]..<bucketStart[pos + 1]) { i in
+            for pos in 0..<length {
+                let entries = bucketStart[pos]..<bucketStart[pos + 1]
+                if entries.isEmpty { (dKp + pos * d).update(repeating: 0, count: d); continue }
+                Self.sumOfScaledRows(into: dKp + pos * d, d, entries) { i in
                     let e = Int(byPosition[i])
                     return (ds[e], qp + Int(entryRow[e]) * d)
                 }
@@ -418,9 +427,9 @@ public struct NodeEstimator: ParameterContainer {
         return (dQ, dK, dV)
     }
 
-    /// out[j] = Σ_i c_i · x_i[j] over `terms` in order, into a zero row `out` (d floats), where
-    /// (c_i, x_i) = term(i): each element the same sum, in the same order, as repeated axpys, but held in
-    /// registers (32 columns at a time) rather than stored and reloaded after every term.
+    /// out[j] = Σ_i c_i · x_i[j] over `terms` in order, written over the row `out` (d floats), where
+    /// (c_i, x_i) = term(i): each element the same sum, in the same order, as repeated axpys into a zero
+    /// row, but held in registers (32 columns at a time) rather than stored and reloaded after every term.
     @inline(__always)
     static func sumOfScaledRows(into out: UnsafeMutablePointer<Float>, _ d: Int, _ terms: Range<Int>,
                                 _ term: (Int) -> (Float, UnsafePointer<Float>)) {
@@ -443,6 +452,7 @@ public struct NodeEstimator: ParameterContainer {
             j += 32
         }
         if j < d {
+            (out + j).update(repeating: 0, count: d - j)
             for i in terms {
                 let (c, x) = term(i)
                 SingleThreadKernels.axpy(c, x + j, out + j, d - j)
