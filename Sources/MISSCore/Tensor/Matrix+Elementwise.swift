@@ -55,7 +55,10 @@ extension Matrix {
         var out = [Float](repeating: 0, count: cols)
         let c = cols
         storage.withUnsafeBufferPointer { p in
-            for r in 0..<rows { for j in 0..<c { out[j] += p[r * c + j] } }
+            out.withUnsafeMutableBufferPointer { o in
+                // Row after row, 8 columns at a time (1·x is exact: the same sums as a plain loop).
+                for r in 0..<rows { SingleThreadKernels.axpy(1, p.baseAddress! + r * c, o.baseAddress!, c) }
+            }
         }
         return out
     }
