@@ -36,15 +36,22 @@ public struct Linear: ParameterContainer {
 
     /// `x` is the input the forward pass saw.
     public func backward(x: Matrix, dy: Matrix) -> Matrix {
+        var dx = Matrix(rows: x.rows, cols: inputs)
+        backward(x: x, dy: dy, addingInputGradientTo: &dx)
+        return dx
+    }
+
+    /// The same, adding dx into `dxSum` (N, in): for layers that share an input (the MMoE's experts and
+    /// gates), no dx of their own to allocate and add up afterwards.
+    public func backward(x: Matrix, dy: Matrix, addingInputGradientTo dxSum: inout Matrix) {
         precondition(dy.rows == x.rows && dy.cols == outputs, "\(weight.name): dy shape mismatch")
+        precondition(dxSum.rows == x.rows && dxSum.cols == inputs, "\(weight.name): dx is \(dxSum.rows)x\(dxSum.cols), expected \(x.rows)x\(inputs)")
         BLAS.gemm(x.view(), transposeA: true, dy.view(), beta: 1, into: &weight.grad)
         if let bias {
             let db = dy.columnSums()
             BLAS.axpy(1, db, &bias.grad.storage)
         }
-        var dx = Matrix(rows: x.rows, cols: inputs)
-        BLAS.gemm(dy.view(), weight.value.view(), transposeB: true, into: &dx)
-        return dx
+        BLAS.gemm(dy.view(), weight.value.view(), transposeB: true, beta: 1, into: &dxSum)
     }
 }
 

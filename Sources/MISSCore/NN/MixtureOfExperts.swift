@@ -37,6 +37,14 @@ public struct MixtureOfExpertsGate: ParameterContainer {
     }
 
     public func backward(x: Matrix, experts: [Matrix], gateWeights g: Matrix, dOut: Matrix) -> (dx: Matrix, dExperts: [Matrix]) {
+        var dx = Matrix(rows: x.rows, cols: x.cols)
+        let dExperts = backward(x: x, experts: experts, gateWeights: g, dOut: dOut, addingInputGradientTo: &dx)
+        return (dx, dExperts)
+    }
+
+    /// The same, adding dx (through the gate) into `dxSum` (N, in); returns dExperts.
+    public func backward(x: Matrix, experts: [Matrix], gateWeights g: Matrix, dOut: Matrix,
+                         addingInputGradientTo dxSum: inout Matrix) -> [Matrix] {
         let n = x.rows, ne = self.experts
         var dG = Matrix(rows: n, cols: ne)
         var dExperts: [Matrix] = []
@@ -45,8 +53,7 @@ public struct MixtureOfExpertsGate: ParameterContainer {
             for r in 0..<n { dG.storage[r * ne + e] = dots[r] }
             dExperts.append(dOut.scalingRows(by: (0..<n).map { g.storage[$0 * ne + e] }))
         }
-        let dLogits = Softmax.backward(p: g, dy: dG)
-        let dx = gate.backward(x: x, dy: dLogits)
-        return (dx, dExperts)
+        gate.backward(x: x, dy: Softmax.backward(p: g, dy: dG), addingInputGradientTo: &dxSum)
+        return dExperts
     }
 }

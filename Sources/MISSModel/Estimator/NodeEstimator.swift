@@ -254,12 +254,11 @@ public struct NodeEstimator: ParameterContainer {
         for t in 0..<config.objectives {
             let dy = Matrix(rows: n, cols: 1, storage: (0..<n).map { dLogits[$0, t] })
             let dF = towers[t].backward(cache: f.towerCaches[t], dy: dy)
-            let g = gates[t].backward(x: f.x, experts: f.expertOut, gateWeights: f.gateWeights[t], dOut: dF)
-            dx.addScaled(g.dx)
-            for e in 0..<experts.count { dExperts[e].addScaled(g.dExperts[e]) }
+            let g = gates[t].backward(x: f.x, experts: f.expertOut, gateWeights: f.gateWeights[t], dOut: dF, addingInputGradientTo: &dx)
+            for e in 0..<experts.count { dExperts[e].addScaled(g[e]) }
         }
         for (e, expert) in experts.enumerated() {
-            dx.addScaled(expert.backward(x: f.x, dy: ReLU.backward(y: f.expertOut[e], dy: dExperts[e])))
+            expert.backward(x: f.x, dy: ReLU.backward(y: f.expertOut[e], dy: dExperts[e]), addingInputGradientTo: &dx)
         }
         // Split dx by the concat layout [e_n | z_n (frozen) | x_user | x_co | x_mm].
         var dENode = dx.columns(0..<d)
