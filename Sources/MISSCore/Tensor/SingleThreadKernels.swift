@@ -26,19 +26,10 @@ public enum SingleThreadKernels {
     public static func gemvTransposed(rows: Int, cols: Int, _ a: UnsafePointer<Float>, lda: Int,
                                       _ w: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
         y.update(repeating: 0, count: cols)
-        let vec = cols / 8 * 8
         for i in 0..<rows {
             let wi = w?[i] ?? 1
             if wi == 0 { continue }
-            let row = a + i * lda
-            var j = 0
-            while j < vec {
-                let cur = UnsafeRawPointer(y + j).loadUnaligned(as: SIMD8<Float>.self)
-                let add = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) * wi
-                UnsafeMutableRawPointer(y + j).storeBytes(of: cur + add, as: SIMD8<Float>.self)
-                j += 8
-            }
-            while j < cols { y[j] += wi * row[j]; j += 1 }
+            axpy(wi, a + i * lda, y, cols)
         }
     }
 
