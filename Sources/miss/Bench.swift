@@ -10,6 +10,13 @@ struct Bench: ParsableCommand {
         subcommands: [Gemm.self, Tree.self, Beam.self, TrainBench.self, Explore.self, TopKBench.self, RelevanceBench.self]
     )
 
+    /// The p-quantile (0…1) of `values`: the element at index ⌊count·p⌋ (at most the last) of the sorted
+    /// values, so 0.5 is the median and 0 the best; 0 for no values.
+    static func percentile(_ values: [Double], _ p: Double) -> Double {
+        let s = values.sorted()
+        return s.isEmpty ? 0 : s[min(s.count - 1, Int(Double(s.count) * p))]
+    }
+
     /// The machine's SGEMM peak, measured in the same run as the figure it accompanies.
     static func peakLine() -> (Double, String) {
         let p = GemmPeak.peak(minSeconds: 0.5)
@@ -57,10 +64,9 @@ struct Bench: ParsableCommand {
                     flops = Double(candidates) * Double(coLength + mmLength) * Double(dim) * 2
                 }
             }
-            times.sort()
-            let p50 = times[times.count / 2], p99 = times[min(times.count - 1, Int(Double(times.count) * 0.99))]
+            let p50 = Bench.percentile(times, 0.5), p99 = Bench.percentile(times, 0.99)
             print(String(format: "beam search: %d levels, beam %d, L_co %d, L_mm %d, d %d, K %d: p50 %.1f ms, p99 %.1f ms (p99/p50 %.2f), min %.1f ms, %.1f queries/s",
-                         tree.leafLevel + 1, beam, coLength, mmLength, dim, topK, p50 * 1000, p99 * 1000, p99 / p50, times[0] * 1000, 1 / p50))
+                         tree.leafLevel + 1, beam, coLength, mmLength, dim, topK, p50 * 1000, p99 * 1000, p99 / p50, Bench.percentile(times, 0) * 1000, 1 / p50))
             print(String(format: "GSU GEMM work ≈ %.1f GFLOP per request: %.1f GFLOP/s effective = %.0f%% of the SGEMM peak (target: 150 ms)",
                          flops / 1e9, flops / 1e9 / p50, 100 * flops / 1e9 / p50 / peak))
         }
@@ -232,7 +238,7 @@ extension Bench {
                     print(String(format: "run %d: %d steps of %d instances, d %d, L_co %d, L_mm %d, K %d: %.2f s, %.0f samples/s, %.1f steps/s, %.1f× the FLOP bound",
                                  run, steps, batch, idDim, config.coLength, config.mmLength, config.topK, dt, Double(samples) / dt, Double(steps) / dt, dt / bound))
                 }
-                let best = times.min()!, median = times.sorted()[times.count / 2]
+                let best = Bench.percentile(times, 0), median = Bench.percentile(times, 0.5)
                 print(String(format: "FLOPs: %.2f GFLOP per step, FLOP bound %.2f s; best run %.1f GFLOP/s = %.0f%% of the SGEMM peak → %.1f× the bound, median %.1f× (target ≤ 3×)",
                              timedFlops / Double(steps) / 1e9, bound, timedFlops / best / 1e9, 100 * timedFlops / best / 1e9 / peak, best / bound, median / bound))
             }

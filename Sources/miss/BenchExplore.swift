@@ -48,7 +48,7 @@ extension Bench {
                 let t1 = Date()
                 let a = model.aggregates()
                 let aggregateSeconds = Date().timeIntervalSince(t1)
-                func pct(_ v: [Double], _ p: Double) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[min(s.count - 1, Int(Double(s.count) * p))] * 1000 }
+                func pct(_ v: [Double], _ p: Double) -> Double { Bench.percentile(v, p) * 1000 }
                 print("bundle \(model.bundlePath): L_co \(cfg.coLength), L_mm \(cfg.mmLength) (longest MM window timed: \(window)), d \(cfg.idDim), K \(cfg.topK), beam \(beam), \(model.catalog.leafLevel) levels, screen \(width)×\(height)")
                 print(String(format: "load a user (traced beam search): p50 %.1f ms, p99 %.1f ms over %d users", pct(load, 0.5), pct(load, 0.99), load.count))
                 print(String(format: "one level step (reduce + render): p50 %.2f ms, p99 %.2f ms over %d steps", pct(step, 0.5), pct(step, 0.99), step.count))
@@ -85,8 +85,7 @@ extension Bench {
                     sink &+= body()
                     times.append(Date().timeIntervalSince(t0))
                 }
-                times.sort()
-                let median = times[times.count / 2], best = times[0]
+                let median = Bench.percentile(times, 0.5), best = Bench.percentile(times, 0)
                 print(String(format: "%@: median %.2f ms (%.1f GFLOP/s = %.0f%% of peak), best %.2f ms (%.1f GFLOP/s) (%d)",
                              label, median * 1e3, flops / median / 1e9, 100 * flops / median / 1e9 / peak, best * 1e3, flops / best / 1e9, sink % 2))
             }
