@@ -8,15 +8,20 @@ public func parallelMap<T>(_ n: Int, workers: Int = ProcessInfo.processInfo.acti
                            minimumPerWorker: Int = 16, _ body: (Int) -> T) -> [T] {
     let w = max(1, min(workers, n / max(1, minimumPerWorker)))
     if w == 1 { return (0..<n).map(body) }
-    let out = UnsafeMutablePointer<T>.allocate(capacity: n)
-    defer { out.deallocate() }
-    withoutActuallyEscaping(body) { body in
-        let job = StripedJob(out: out, body: body, n: n, workers: w)
-        DispatchQueue.concurrentPerform(iterations: w) { job.run(worker: $0) }
+    return collected(n) { out in
+        withoutActuallyEscaping(body) { body in
+            let job = StripedJob(out: out, body: body, n: n, workers: w)
+            DispatchQueue.concurrentPerform(iterations: w) { job.run(worker: $0) }
+        }
     }
-    let result = Array(UnsafeBufferPointer(start: out, count: n))
-    out.deinitialize(count: n)
-    return result
+}
+
+/// An array of n results that `fill` initialises, every slot exactly once (from any worker), in place.
+private func collected<T>(_ n: Int, _ fill: (UnsafeMutablePointer<T>) -> Void) -> [T] {
+    [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+        fill(buffer.baseAddress!)
+        initialized = n
+    }
 }
 
 /// `(0..<n).map(body)` with the items handed out one at a time in `order` (a permutation of 0..<n, say the
@@ -27,15 +32,12 @@ public func parallelMap<T>(_ n: Int, inOrder order: [Int], workers: Int = Proces
     precondition(order.count == n && Set(order) == Set(0..<n), "parallelMap: order must be a permutation of 0..<\(n)")
     let w = max(1, min(workers, n))
     if w == 1 { return (0..<n).map(body) }
-    let out = UnsafeMutablePointer<T>.allocate(capacity: n)
-    defer { out.deallocate() }
-    withoutActuallyEscaping(body) { body in
-        let job = OrderedJob(out: out, body: body, order: order, next: BlockCounter())
-        DispatchQueue.concurrentPerform(iterations: w) { _ in job.run() }
+    return collected(n) { out in
+        withoutActuallyEscaping(body) { body in
+            let job = OrderedJob(out: out, body: body, order: order, next: BlockCounter())
+            DispatchQueue.concurrentPerform(iterations: w) { _ in job.run() }
+        }
     }
-    let result = Array(UnsafeBufferPointer(start: out, count: n))
-    out.deinitialize(count: n)
-    return result
 }
 
 /// The unsafe part of `parallelMap(_:inOrder:)`: each item is taken by exactly one worker.
@@ -84,18 +86,15 @@ public func parallelRowsOfProducts<T>(queries: Matrix, keys: PackedKeys, scale: 
     if n == 0 { return [] }
     let blocks = (n + block - 1) / block
     let w = max(1, min(workers, blocks))
-    let out = UnsafeMutablePointer<T>.allocate(capacity: n)
-    defer { out.deallocate() }
-    queries.storage.withUnsafeBufferPointer { qb in
-        withoutActuallyEscaping(body) { body in
-            let job = ProductRowsJob(out: out, q: qb.baseAddress!, keys: keys, n: n, scale: scale,
-                                     block: block, blocks: blocks, next: BlockCounter(), body: body)
-            if w == 1 { job.run(worker: 0) } else { DispatchQueue.concurrentPerform(iterations: w) { job.run(worker: $0) } }
+    return collected(n) { out in
+        queries.storage.withUnsafeBufferPointer { qb in
+            withoutActuallyEscaping(body) { body in
+                let job = ProductRowsJob(out: out, q: qb.baseAddress!, keys: keys, n: n, scale: scale,
+                                         block: block, blocks: blocks, next: BlockCounter(), body: body)
+                if w == 1 { job.run(worker: 0) } else { DispatchQueue.concurrentPerform(iterations: w) { job.run(worker: $0) } }
+            }
         }
     }
-    let result = Array(UnsafeBufferPointer(start: out, count: n))
-    out.deinitialize(count: n)
-    return result
 }
 
 private struct ProductRowsJob<T>: @unchecked Sendable {
