@@ -78,6 +78,9 @@ public struct Embedding: ParameterContainer {
 
     public func backward(ids: [Int], de: Matrix) {
         precondition(de.rows == ids.count && de.cols == dim, "\(table.name): gradient shape mismatch")
-        for (i, id) in ids.enumerated() { table.sparseGrad.add(row: id, de.row(i)) }
+        let d = dim
+        de.storage.withUnsafeBufferPointer { g in
+            for (i, id) in ids.enumerated() { table.sparseGrad.add(row: id, g.baseAddress! + i * d) }
+        }
     }
 }

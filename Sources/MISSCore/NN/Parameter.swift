@@ -26,7 +26,7 @@ public final class Parameter {
     /// Adds another parameter's gradient to this one's (sparse rows in the other's first-touch order).
     public func accumulateGradient(from other: Parameter) {
         if isSparse {
-            for (i, row) in other.sparseGrad.rowIndices.enumerated() { sparseGrad.add(row: row, other.sparseGrad.gradient(at: i)) }
+            sparseGrad.add(other.sparseGrad)
         } else {
             grad.addScaled(other.grad)
         }
@@ -54,33 +54,48 @@ public struct SparseRowGradient: Sendable {
     public private(set) var rowIndices: [Int] = []
     /// Gradient of `rowIndices[i]` at `flat[i*cols ..< (i+1)*cols]`.
     public private(set) var flat: [Float] = []
-    private var slot: [Int: Int] = [:]
+    /// Per table row: its slot in `rowIndices` plus one, 0 while untouched. Grown on demand to the
+    /// largest row seen; only the touched entries are reset (a dictionary cost a hash per added row).
+    private var slotPlusOne: [Int32] = []
 
     public init(cols: Int) { self.cols = cols }
 
     /// Adds `g` (length cols) to the gradient of row `row`.
     public mutating func add(row: Int, _ g: ArraySlice<Float>) {
         precondition(g.count == cols, "sparse gradient row needs \(cols) values, got \(g.count)")
-        let s: Int
-        if let existing = slot[row] {
-            s = existing
-        } else {
+        g.withUnsafeBufferPointer { add(row: row, $0.baseAddress!) }
+    }
+
+    /// Adds the `cols` floats at `g` to the gradient of row `row` (element by element, in place).
+    public mutating func add(row: Int, _ g: UnsafePointer<Float>) {
+        precondition(row >= 0 && row < Int(Int32.max), "sparse gradient row \(row) out of range")
+        if row >= slotPlusOne.count {
+            slotPlusOne.append(contentsOf: repeatElement(0, count: max(row + 1, 2 * slotPlusOne.count) - slotPlusOne.count))
+        }
+        var s = Int(slotPlusOne[row]) - 1
+        if s < 0 {
             s = rowIndices.count
-            slot[row] = s
+            slotPlusOne[row] = Int32(truncatingIfNeeded: s + 1)
             rowIndices.append(row)
             flat.append(contentsOf: repeatElement(0, count: cols))
         }
-        flat.withUnsafeMutableBufferPointer { f in
-            var j = s * cols
-            for v in g { f[j] += v; j += 1 }
+        let cols = self.cols
+        flat.withUnsafeMutableBufferPointer { f in SingleThreadKernels.add(g, f.baseAddress! + s * cols, cols) }
+    }
+
+    /// Adds every row of `other` (in its first-touch order).
+    public mutating func add(_ other: SparseRowGradient) {
+        precondition(other.cols == cols, "sparse gradient rows of \(other.cols) values added to rows of \(cols)")
+        other.flat.withUnsafeBufferPointer { f in
+            for (i, row) in other.rowIndices.enumerated() { add(row: row, f.baseAddress! + i * cols) }
         }
     }
 
     /// No rows; the storage is kept for the next batch (which touches about as many rows).
     public mutating func removeAll() {
+        for row in rowIndices { slotPlusOne[row] = 0 }
         rowIndices.removeAll(keepingCapacity: true)
         flat.removeAll(keepingCapacity: true)
-        slot.removeAll(keepingCapacity: true)
     }
 
     /// Gradient of the i-th touched row.

@@ -38,15 +38,44 @@ public struct Adam: Optimizer {
             mp.withUnsafeMutableBufferPointer { mb in
                 vp.withUnsafeMutableBufferPointer { vb in
                     let m = mb.baseAddress!, v = vb.baseAddress!
-                    p.updateElementsWithGradient { value, i, g in
-                        m[i] = b1 * m[i] + (1 - b1) * g
-                        v[i] = b2 * v[i] + (1 - b2) * g * g
-                        value[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                    p.updateRunsWithGradient { value, g, offset, n in
+                        Self.update(value, m + offset, v + offset, g, n, lr: lr, b1: b1, b2: b2, c1: c1, c2: c2, eps: eps)
                     }
                 }
             }
             m[p.name] = mp
             v[p.name] = vp
+        }
+    }
+}
+
+extension Adam {
+    /// The Adam update of n consecutive elements (values, moments and gradients at the same offsets), 8 lanes
+    /// at a time: each lane the same operations in the same order as the scalar tail, so the same values.
+    @inline(__always)
+    static func update(_ value: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
+                       _ g: UnsafePointer<Float>, _ n: Int, lr: Float, b1: Float, b2: Float, c1: Float, c2: Float, eps: Float) {
+        typealias V8 = SIMD8<Float>
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
+        @inline(__always) func store(_ x: V8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: x, as: V8.self) }
+        let b1v = V8(repeating: b1), b2v = V8(repeating: b2), a1 = V8(repeating: 1 - b1), a2 = V8(repeating: 1 - b2)
+        let c1v = V8(repeating: c1), c2v = V8(repeating: c2), lrv = V8(repeating: lr), epsv = V8(repeating: eps)
+        var i = 0
+        while i + 8 <= n {
+            let gi = load(g + i)
+            let mi = b1v * load(m + i) + a1 * gi
+            let vi = b2v * load(v + i) + a2 * gi * gi
+            store(mi, m + i)
+            store(vi, v + i)
+            store(load(value + i) - lrv * (mi / c1v) / ((vi / c2v).squareRoot() + epsv), value + i)
+            i += 8
+        }
+        while i < n {
+            let gi = g[i]
+            m[i] = b1 * m[i] + (1 - b1) * gi
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+            value[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+            i += 1
         }
     }
 }
@@ -81,6 +110,30 @@ public struct Adagrad: Optimizer {
 }
 
 extension Parameter {
+    /// Calls `update(values + offset, gradient, offset, n)` for every run of n consecutive elements that
+    /// have a gradient (offset: the run's flat index in `value`): the whole matrix for a dense parameter,
+    /// each touched row for a sparse one.
+    @inline(__always)
+    func updateRunsWithGradient(_ update: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void) {
+        let cols = value.cols
+        if isSparse {
+            let sparse = sparseGrad
+            value.storage.withUnsafeMutableBufferPointer { values in
+                sparse.flat.withUnsafeBufferPointer { flat in
+                    for (k, row) in sparse.rowIndices.enumerated() {
+                        update(values.baseAddress! + row * cols, flat.baseAddress! + k * cols, row * cols, cols)
+                    }
+                }
+            }
+        } else {
+            grad.storage.withUnsafeBufferPointer { g in
+                value.storage.withUnsafeMutableBufferPointer { values in
+                    if values.count > 0 { update(values.baseAddress!, g.baseAddress!, 0, values.count) }
+                }
+            }
+        }
+    }
+
     /// Calls `update(values, i, g)` for every element i (flat index) that has a gradient g:
     /// all elements for a dense parameter, only the touched rows for a sparse one.
     @inline(__always)
