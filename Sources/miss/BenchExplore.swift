@@ -106,10 +106,17 @@ extension Bench {
         @Option(help: "Row length (L).") var length = 4000
         @Option(help: "K.") var k = 50
         @Option(help: "Rows.") var rows = 20000
+        @Option(help: "Distinct scores per row, as a fraction of L (histories that repeat items repeat their scores: SampleData's rows hold 10–16 % distinct values).") var distinct = 1.0
 
         func run() throws {
+            guard distinct > 0 && distinct <= 1 else { throw ValidationError("--distinct must be in (0, 1]") }
             var rng = Xoshiro256StarStar(seed: 1)
-            let data = (0..<(length * 64)).map { _ in rng.nextFloat() }
+            let pool = max(1, Int((Double(length) * distinct).rounded()))
+            let data = (0..<64).flatMap { _ -> [Float] in
+                if distinct == 1 { return (0..<length).map { _ in rng.nextFloat() } }
+                let values = (0..<pool).map { _ in rng.nextFloat() }
+                return (0..<length).map { _ in values[rng.nextInt(below: pool)] }
+            }
             var sink = 0
             let t0 = Date()
             data.withUnsafeBufferPointer { p in
@@ -130,7 +137,7 @@ extension Bench {
                 }
             }
             print(String(format: "(a plain max over the row: %.2f µs per row; %.0f)", Date().timeIntervalSince(t1) / Double(rows) * 1e6, mx))
-            print(String(format: "top-%d of %d: %.2f µs per row, %.2f ns per score (%d)", k, length, dt / Double(rows) * 1e6, dt / Double(rows * length) * 1e9, sink % 2))
+            print(String(format: "top-%d of %d (%.0f%% distinct): %.2f µs per row, %.2f ns per score (%d)", k, length, 100 * distinct, dt / Double(rows) * 1e6, dt / Double(rows * length) * 1e9, sink % 2))
         }
     }
 }

@@ -313,13 +313,16 @@ public struct NodeEstimator: ParameterContainer {
         return forward + mmoe + backward + 2 * mmoe
     }
 
-    /// Σ_k a_k · values[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node, added into `o`
-    /// (d floats, zero on entry).
+    /// Σ_k a_k · values[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node, written to `o`
+    /// (d floats): summed in registers, in k order (the same values as axpys into a zero row).
     static func pool(_ a: [Float], _ top: [Int], _ values: Matrix, into o: UnsafeMutablePointer<Float>) {
         let d = values.cols
+        precondition(a.count == top.count, "pool: \(a.count) weights for \(top.count) positions")
         values.storage.withUnsafeBufferPointer { v in
-            for (k, pos) in top.enumerated() {
-                SingleThreadKernels.axpy(a[k], v.baseAddress! + pos * d, o, d)
+            a.withUnsafeBufferPointer { ab in
+                top.withUnsafeBufferPointer { tb in
+                    sumOfScaledRows(into: o, d, 0..<tb.count) { k in (ab[k], v.baseAddress! + tb[k] * d) }
+                }
             }
         }
     }
@@ -352,9 +355,9 @@ public struct NodeEstimator: ParameterContainer {
         var dQ = Matrix(rows: q.rows, cols: d)
         precondition(values.rows == length, "selected attention: \(values.rows) value rows for \(length) keys")
         // Entries e in node-major order: row, position, weight a_e; then g_e = dL/da_e and ds_e.
-        var rowStart = [Int](repeating: 0, count: rows + 1)
-        for r in 0..<rows { rowStart[r + 1] = rowStart[r] + gsu.positions[r].count }
-        let total = rowStart[rows]
+        var starts = [Int](repeating: 0, count: rows + 1)
+        for r in 0..<rows { starts[r + 1] = starts[r] + gsu.positions[r].count }
+        let rowStart = starts, total = rowStart[rows]
         guard total > 0 else { return (dQ, Matrix(rows: length, cols: d), Matrix(rows: length, cols: d)) }
         // dK and dV: every row is written below (a sum, or zeros where no node selected the position), so
         // they are not zeroed first (4 × L × d floats an instance).
@@ -362,27 +365,40 @@ public struct NodeEstimator: ParameterContainer {
             Matrix(rows: length, cols: d, storage: [Float](unsafeUninitializedCapacity: length * d) { _, count in count = length * d })
         }
         var dK = unwritten(), dV = unwritten()
-        var entryRow = [Int32](repeating: 0, count: total), entryPos = [Int32](repeating: 0, count: total)
-        var a = [Float](repeating: 0, count: total)
-        var bucketStart = [Int](repeating: 0, count: length + 1)
+        // Scratch, one allocation each: per entry its row, position, a_e, g_e and ds_e; per position its
+        // bucket's start (and a fill cursor); the entries in position order.
+        let ints = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * total + 2 * (length + 1))
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: 3 * total)
+        defer { ints.deallocate(); floats.deallocate() }
+        let entryRow = ints, entryPos = ints + total, byPosition = ints + 2 * total
+        let bucketStart = ints + 3 * total, next = bucketStart + (length + 1)
+        let a = floats, g = floats + total, ds = floats + 2 * total
+        bucketStart.initialize(repeating: 0, count: length + 1)
         for r in 0..<rows {
-            let top = gsu.positions[r], w = gsu.weights[r]
-            for k in 0..<top.count {
-                let e = rowStart[r] + k
-                entryRow[e] = Int32(truncatingIfNeeded: r); entryPos[e] = Int32(truncatingIfNeeded: top[k]); a[e] = w[k]
-                bucketStart[top[k] + 1] += 1
+            let base = rowStart[r]
+            gsu.positions[r].withUnsafeBufferPointer { top in
+                gsu.weights[r].withUnsafeBufferPointer { w in
+                    precondition(w.count == top.count, "selected attention: \(w.count) weights for \(top.count) positions")
+                    for k in 0..<top.count {
+                        let pos = top[k]
+                        precondition(pos >= 0 && pos < length, "selected attention: position \(pos) outside 0..<\(length)")
+                        entryRow[base + k] = Int32(truncatingIfNeeded: r)
+                        entryPos[base + k] = Int32(truncatingIfNeeded: pos)
+                        a[base + k] = w[k]
+                        bucketStart[pos + 1] &+= 1
+                    }
+                }
             }
         }
-        for pos in 0..<length { bucketStart[pos + 1] += bucketStart[pos] }
+        for pos in 0..<length { bucketStart[pos + 1] &+= bucketStart[pos] }
         // Position-major order of the entries (stable: node order within a position).
-        var byPosition = [Int32](repeating: 0, count: total)
-        var next = bucketStart
+        next.update(from: bucketStart, count: length + 1)
         for e in 0..<total {
             let pos = Int(entryPos[e])
-            byPosition[next[pos]] = Int32(truncatingIfNeeded: e)
-            next[pos] += 1
+            byPosition[Int(next[pos])] = Int32(truncatingIfNeeded: e)
+            next[pos] &+= 1
         }
-        var g = [Float](repeating: 0, count: total), ds = [Float](repeating: 0, count: total)
+        @inline(__always) func bucket(_ pos: Int) -> Range<Int> { Int(bucketStart[pos])..<Int(bucketStart[pos + 1]) }
         dQ.storage.withUnsafeMutableBufferPointer { dQb in
         dK.storage.withUnsafeMutableBufferPointer { dKb in
         dV.storage.withUnsafeMutableBufferPointer { dVb in
@@ -395,7 +411,7 @@ public struct NodeEstimator: ParameterContainer {
             // 1. By position: g_e = dX[node]·V[pos] (dL/da_e) and dV[pos] += a_e · dX[node].
             for pos in 0..<length {
                 let vRow = vp + pos * d
-                let entries = bucketStart[pos]..<bucketStart[pos + 1]
+                let entries = bucket(pos)
                 if entries.isEmpty { (dVp + pos * d).update(repeating: 0, count: d); continue }
                 for i in entries {
                     let e = Int(byPosition[i])
@@ -408,14 +424,15 @@ public struct NodeEstimator: ParameterContainer {
             }
             // 2. By node: the softmax backward, ds_e = a_e (g_e − Σ_k a_k g_k) · scale; dQ[node] += ds_e K[pos].
             for r in 0..<rows {
+                let entries = rowStart[r]..<rowStart[r + 1]
                 var dot: Float = 0
-                for e in rowStart[r]..<rowStart[r + 1] { dot += a[e] * g[e] }
-                for e in rowStart[r]..<rowStart[r + 1] { ds[e] = a[e] * (g[e] - dot) * scale }
-                Self.sumOfScaledRows(into: dQp + r * d, d, rowStart[r]..<rowStart[r + 1]) { e in (ds[e], kp + Int(entryPos[e]) * d) }
+                for e in entries { dot += a[e] * g[e] }
+                for e in entries { ds[e] = a[e] * (g[e] - dot) * scale }
+                Self.sumOfScaledRows(into: dQp + r * d, d, entries) { e in (ds[e], kp + Int(entryPos[e]) * d) }
             }
             // 3. By position: dK[pos] += ds_e · q[node].
             for pos in 0..<length {
-                let entries = bucketStart[pos]..<bucketStart[pos + 1]
+                let entries = bucket(pos)
                 if entries.isEmpty { (dKp + pos * d).update(repeating: 0, count: d); continue }
                 Self.sumOfScaledRows(into: dKp + pos * d, d, entries) { i in
                     let e = Int(byPosition[i])
