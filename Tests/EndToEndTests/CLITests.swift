@@ -49,12 +49,6 @@ enum MissBinary {
 }
 
 @Suite struct DataPipelineCLITests {
-    func temporaryDirectory() throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("miss-e2e-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        return d
-    }
-
     @Test func badInputExitsNonZeroNamesTheLineAndWritesNothing() throws {
         let dir = try temporaryDirectory()
         let base = dir.appendingPathComponent("toy").path

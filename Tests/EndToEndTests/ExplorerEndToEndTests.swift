@@ -6,8 +6,7 @@ import MISSTestSupport
 @Suite(.serialized) struct ExplorerEndToEndTests {
     /// A tiny trained bundle made by the CLI itself.
     static let world: (dir: URL, data: String, bundle: String) = {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("miss-explore-e2e-\(getpid())")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try! temporaryDirectory("explorer-world")
         let data = dir.appendingPathComponent("w.missdata").path, emb = dir.appendingPathComponent("w.missemb").path
         let tree = dir.appendingPathComponent("w.misstree").path, bundle = dir.appendingPathComponent("w.bundle").path
         for args in [["synth", "--seed", "5", "--items", "600", "--users", "60", "--max-length", "300", "--out", data],

@@ -88,9 +88,22 @@ public func weightedSum(_ y: Matrix, _ w: Matrix) -> Double {
     zip(y.storage, w.storage).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
 }
 
+/// Every test's files go under one folder per test process, removed when the process exits (set
+/// MISS_KEEP_TEST_FILES=1 to keep it for a look).
+private func testFilesRoot() -> URL {
+    FileManager.default.temporaryDirectory.appendingPathComponent("miss-tests-\(getpid())")
+}
+
+private let registerTestFilesCleanup: Void = {
+    if ProcessInfo.processInfo.environment["MISS_KEEP_TEST_FILES"] == nil {
+        atexit { try? FileManager.default.removeItem(at: testFilesRoot()) }
+    }
+}()
+
 public func temporaryDirectory(_ label: String = #function) throws -> URL {
-    let base = FileManager.default.temporaryDirectory
-        .appendingPathComponent("miss-tests-\(getpid())-\(label.filter { $0.isLetter || $0.isNumber })-\(UInt32.random(in: 0 ... .max))")
+    registerTestFilesCleanup
+    let base = testFilesRoot()
+        .appendingPathComponent("\(label.filter { $0.isLetter || $0.isNumber })-\(UInt32.random(in: 0 ... .max))")
     try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
     return base
 }
