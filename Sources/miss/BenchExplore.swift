@@ -110,6 +110,8 @@ extension Bench {
 
         func run() throws {
             guard distinct > 0 && distinct <= 1 else { throw ValidationError("--distinct must be in (0, 1]") }
+            // Plain locals: an @Option read inside the loops costs a generic-metadata lookup per row.
+            let length = self.length, k = self.k, rows = self.rows, distinct = self.distinct
             var rng = Xoshiro256StarStar(seed: 1)
             let pool = max(1, Int((Double(length) * distinct).rounded()))
             let data = (0..<64).flatMap { _ -> [Float] in
