@@ -47,7 +47,8 @@ struct Bench: ParsableCommand {
             var c = EstimatorConfig()
             c.idDim = dim; c.coLength = coLength; c.mmLength = mmLength; c.topK = topK
             let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 1)
-            var times: [Double] = []
+            var times: [Double] = [], referenceTimes: [Double] = []
+            let reference = GemmPeak.Reference()
             var flops = 0.0
             for r in 0..<(requests + 2) {
                 let history = (0..<max(coLength, mmLength)).map { _ in Int32(rng.nextInt(below: items)) }
@@ -56,6 +57,9 @@ struct Bench: ParsableCommand {
                 let result = BeamSearch.run(estimator: est, tree: tree, context: ctx, config: .init(beamSize: beam, finalK: finalK))
                 let dt = Date().timeIntervalSince(s)
                 if r >= 2 { times.append(dt) }  // two warm-up requests
+                // The machine's own jitter, measured between the requests: a fixed SGEMM workload.
+                let rt = reference.time()
+                if r >= 2 { referenceTimes.append(rt) }
                 if r == 0 {
                     // GSU GEMM FLOPs: Σ over levels of candidates × (L_co + L_mm) × d × 2.
                     let candidates = result.beams.dropFirst().enumerated().reduce(0) { acc, e in
@@ -69,6 +73,9 @@ struct Bench: ParsableCommand {
                          tree.leafLevel + 1, beam, coLength, mmLength, dim, topK, p50 * 1000, p99 * 1000, p99 / p50, Bench.percentile(times, 0) * 1000, 1 / p50))
             print(String(format: "GSU GEMM work ≈ %.1f GFLOP per request: %.1f GFLOP/s effective = %.0f%% of the SGEMM peak (target: 150 ms)",
                          flops / 1e9, flops / 1e9 / p50, 100 * flops / 1e9 / p50 / peak))
+            let r50 = Bench.percentile(referenceTimes, 0.5), r99 = Bench.percentile(referenceTimes, 0.99)
+            print(String(format: "the machine's jitter in the same run (4 × 1024³ SGEMM after each request): p50 %.1f ms (%.0f GFLOP/s), p99 %.1f ms (p99/p50 %.2f)",
+                         r50 * 1000, reference.flops / r50 / 1e9, r99 * 1000, r99 / r50))
         }
     }
 

@@ -35,6 +35,35 @@ public enum GemmPeak {
         return Measurement(m: m, n: n, k: k, threads: threads, seconds: best, gflops: flops / best / 1e9, repetitions: reps)
     }
 
+    /// A fixed reference workload for a machine's jitter: `count` products (m×m)·(m×m) on `threads`, timed as
+    /// one (seconds). Timed again and again between the requests of a latency benchmark, its spread shows how
+    /// much of the benchmark's spread the machine itself makes.
+    public final class Reference {
+        let a: Matrix, b: Matrix
+        var c: Matrix
+        let count: Int, threads: Int
+        public let flops: Double
+
+        public init(m: Int = 1024, count: Int = 4, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+            var rng = Xoshiro256StarStar(seed: 43)
+            a = .randomUniform(m, m, using: &rng)
+            b = .randomUniform(m, m, using: &rng)
+            c = Matrix(rows: m, cols: m)
+            self.count = count
+            self.threads = threads
+            flops = 2 * Double(m) * Double(m) * Double(m) * Double(count)
+        }
+
+        public func time() -> Double {
+            let previous = BLAS.threads
+            BLAS.setThreads(threads)
+            defer { BLAS.setThreads(previous) }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<count { BLAS.gemm(a.view(), b.view(), into: &c) }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+    }
+
     /// The machine's peak as used by every benchmark: 2048³ on all threads.
     public static func peak(threads: Int = ProcessInfo.processInfo.activeProcessorCount, minSeconds: Double = 1) -> Measurement {
         measure(m: 2048, n: 2048, k: 2048, threads: threads, minSeconds: minSeconds)
