@@ -213,12 +213,12 @@ public struct NodeEstimator: ParameterContainer {
             let rows = mmRelevanceRows(zNode, ctx) { row, scores -> (top: [Int], raw: [Float], a: [Float]) in
                 let top = TopK.indices(scores, k: k)
                 // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
-                let s = qMM.storage.withUnsafeBufferPointer { qb in
+                var a = qMM.storage.withUnsafeBufferPointer { qb in
                     kMM.storage.withUnsafeBufferPointer { kb in
                         top.map { pos in Self.dot(qb.baseAddress! + row * d, kb.baseAddress! + pos * d, d) * scale }
                     }
                 }
-                let a = Softmax.forward(vector: s)
+                a.withUnsafeMutableBufferPointer { Softmax.softmaxInPlace($0) }   // the scores become the weights
                 Self.pool(a, top, vMM, into: xMMOut.base + row * d)
                 return keepSelections ? (top, top.map { scores[$0] }, a) : ([], [], [])
             }
