@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
         @Option(help: "ID embedding dimension d (also the MM dimension).") var dim = 64
         @Option(help: "GSU top-K.") var topK = 50
         @Option(help: "Requests to time.") var requests = 20
+        @Flag(help: "Print every request's latency and the reference SGEMM's time after it (slow phases of a shared host show as runs of both).") var series = false
 
         func run() throws {
             let (peak, peakLine) = Bench.peakLine()
@@ -60,6 +61,7 @@ struct Bench: ParsableCommand {
                 // The machine's own jitter, measured between the requests: a fixed SGEMM workload.
                 let rt = reference.time()
                 if r >= 2 { referenceTimes.append(rt) }
+                if series && r >= 2 { print(String(format: "request %d: %.1f ms; reference SGEMM after it: %.1f ms", r - 1, dt * 1000, rt * 1000)) }
                 if r == 0 {
                     // GSU GEMM FLOPs: Σ over levels of candidates × (L_co + L_mm) × d × 2.
                     let candidates = result.beams.dropFirst().enumerated().reduce(0) { acc, e in

@@ -41,6 +41,26 @@ enum MissBinary {
         #expect(r.stderr.contains("frobnicate"))
     }
 
+    @Test func benchBeamPrintsEveryRequestAndTheMachinesJitter() throws {
+        let r = try MissBinary.run(["bench", "beam", "--items", "4096", "--beam", "20", "--final-k", "20", "--co-length", "100",
+                                    "--mm-length", "200", "--dim", "16", "--top-k", "10", "--requests", "3", "--series"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let requests = r.stdout.split(separator: "\n").filter { $0.hasPrefix("request ") && $0.contains("reference SGEMM after it") }
+        #expect(requests.count == 3, "\(r.stdout)")
+        #expect(r.stdout.contains("the machine's jitter in the same run"))
+        #expect(r.stdout.contains("p99/p50"))
+    }
+
+    @Test func benchTopKRejectsADistinctFractionOutsideZeroToOne() throws {
+        for bad in ["0", "1.5"] {
+            let r = try MissBinary.run(["bench", "topk", "--distinct", bad, "--rows", "10"])
+            #expect(r.status != 0)
+            #expect(r.stderr.contains("--distinct must be in (0, 1]"))
+        }
+        let ok = try MissBinary.run(["bench", "topk", "--distinct", "0.1", "--rows", "100", "--length", "400"])
+        #expect(ok.status == 0 && ok.stdout.contains("top-50 of 400 (10% distinct)"), "\(ok.stdout)\(ok.stderr)")
+    }
+
     @Test func benchGemmRejectsANonPositiveDuration() throws {
         let r = try MissBinary.run(["bench", "gemm", "--seconds", "0"])
         #expect(r.status != 0)
