@@ -8,6 +8,7 @@ B=.build/release/miss
 $B bench gemm
 $B bench topk
 $B bench topk --length 2000
+$B bench topk --length 1600 --distinct 0.12   # a training row of SampleData: median length, 12 % distinct scores
 $B bench relevance                 # one level's GSU products: RelevanceKernel vs one OpenBLAS GEMM
 $B bench relevance --length 2000
 $B bench tree
