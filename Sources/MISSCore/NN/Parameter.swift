@@ -63,7 +63,9 @@ public struct SparseRowGradient: Sendable {
     /// Adds `g` (length cols) to the gradient of row `row`.
     public mutating func add(row: Int, _ g: ArraySlice<Float>) {
         precondition(g.count == cols, "sparse gradient row needs \(cols) values, got \(g.count)")
-        g.withUnsafeBufferPointer { add(row: row, $0.baseAddress!) }
+        g.withUnsafeBufferPointer { b in
+            withUnsafePointer(to: Float(0)) { none in add(row: row, b.baseAddress ?? none) }   // none: cols 0
+        }
     }
 
     /// Adds the `cols` floats at `g` to the gradient of row `row` (element by element, in place).
@@ -87,7 +89,9 @@ public struct SparseRowGradient: Sendable {
     public mutating func add(_ other: SparseRowGradient) {
         precondition(other.cols == cols, "sparse gradient rows of \(other.cols) values added to rows of \(cols)")
         other.flat.withUnsafeBufferPointer { f in
-            for (i, row) in other.rowIndices.enumerated() { add(row: row, f.baseAddress! + i * cols) }
+            withUnsafePointer(to: Float(0)) { none in
+                for (i, row) in other.rowIndices.enumerated() { add(row: row, f.baseAddress.map { $0 + i * cols } ?? none) }
+            }
         }
     }
 

@@ -99,9 +99,11 @@ public struct Adagrad: Optimizer {
             var acc = accumulator.removeValue(forKey: p.name) ?? [Float](repeating: initialAccumulator, count: p.value.count)
             acc.withUnsafeMutableBufferPointer { ab in
                 let a = ab.baseAddress!
-                p.updateElementsWithGradient { value, i, g in
-                    a[i] += g * g
-                    value[i] -= lr * g / (a[i].squareRoot() + eps)
+                p.updateRunsWithGradient { value, g, offset, n in
+                    for j in 0..<n {
+                        a[offset + j] += g[j] * g[j]
+                        value[j] -= lr * g[j] / (a[offset + j].squareRoot() + eps)
+                    }
                 }
             }
             accumulator[p.name] = acc
@@ -129,29 +131,6 @@ extension Parameter {
             grad.storage.withUnsafeBufferPointer { g in
                 value.storage.withUnsafeMutableBufferPointer { values in
                     if values.count > 0 { update(values.baseAddress!, g.baseAddress!, 0, values.count) }
-                }
-            }
-        }
-    }
-
-    /// Calls `update(values, i, g)` for every element i (flat index) that has a gradient g:
-    /// all elements for a dense parameter, only the touched rows for a sparse one.
-    @inline(__always)
-    func updateElementsWithGradient(_ update: (UnsafeMutableBufferPointer<Float>, Int, Float) -> Void) {
-        let cols = value.cols
-        if isSparse {
-            let sparse = sparseGrad
-            value.storage.withUnsafeMutableBufferPointer { values in
-                sparse.flat.withUnsafeBufferPointer { flat in
-                    for (k, row) in sparse.rowIndices.enumerated() {
-                        for j in 0..<cols { update(values, row * cols + j, flat[k * cols + j]) }
-                    }
-                }
-            }
-        } else {
-            grad.storage.withUnsafeBufferPointer { g in
-                value.storage.withUnsafeMutableBufferPointer { values in
-                    for i in 0..<values.count { update(values, i, g[i]) }
                 }
             }
         }
