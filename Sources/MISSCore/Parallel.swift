@@ -24,34 +24,69 @@ private func collected<T>(_ n: Int, _ fill: (UnsafeMutablePointer<T>) -> Void) -
     }
 }
 
-/// `(0..<n).map(body)` with the items handed out one at a time in `order` (a permutation of 0..<n, say the
-/// largest first): a worker that finishes early takes the next, so uneven items still keep every worker
-/// busy. The results are in index order whatever the order of the work.
-public func parallelMap<T>(_ n: Int, inOrder order: [Int], workers: Int = ProcessInfo.processInfo.activeProcessorCount,
-                           _ body: (Int) -> T) -> [T] {
-    precondition(order.count == n && Set(order) == Set(0..<n), "parallelMap: order must be a permutation of 0..<\(n)")
-    let w = max(1, min(workers, n))
-    if w == 1 { return (0..<n).map(body) }
-    return collected(n) { out in
-        withoutActuallyEscaping(body) { body in
-            let job = OrderedJob(out: out, body: body, order: order, next: BlockCounter())
-            DispatchQueue.concurrentPerform(iterations: w) { _ in job.run() }
-        }
+/// Runs chains of items on all cores: chain c's items 0..<costs[c].count run one after another, in order, never
+/// two of one chain at once (each chain owns state the next item builds on). A free worker takes the next item
+/// of the chain with the most estimated work left (`costs[c][i]`: item i's) that nobody is working on, so the
+/// workers end at most about one item apart instead of one whole chain. Nothing that a chain computes depends
+/// on which worker ran it or when. Returns when every item has run.
+public func parallelChains(costs: [[Double]], workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                           _ body: (_ chain: Int, _ item: Int) -> Void) {
+    let items = costs.reduce(0) { $0 + $1.count }
+    let w = max(1, min(workers, costs.filter { !$0.isEmpty }.count))
+    if w == 1 || items == 0 {
+        for (c, chain) in costs.enumerated() { for i in chain.indices { body(c, i) } }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let job = ChainsJob(board: ChainBoard(costs), body: body)
+        DispatchQueue.concurrentPerform(iterations: w) { _ in job.run() }
     }
 }
 
-/// The unsafe part of `parallelMap(_:inOrder:)`: each item is taken by exactly one worker.
-private struct OrderedJob<T>: @unchecked Sendable {
-    let out: UnsafeMutablePointer<T>
-    let body: (Int) -> T
-    let order: [Int]
-    let next: BlockCounter
+/// Which chain goes next: per chain the next item, whether someone works on it, the estimated work left.
+private final class ChainBoard: @unchecked Sendable {
+    private let lock = NSLock()
+    private let costs: [[Double]]
+    private var next: [Int], busy: [Bool], left: [Double]
+
+    init(_ costs: [[Double]]) {
+        self.costs = costs
+        next = Array(repeating: 0, count: costs.count)
+        busy = Array(repeating: false, count: costs.count)
+        left = costs.map { $0.reduce(0, +) }
+    }
+
+    /// The (chain, item) to run next, marked taken; nil when every chain is finished or taken.
+    func take() -> (Int, Int)? {
+        lock.lock()
+        defer { lock.unlock() }
+        var best: Int?
+        for c in costs.indices where !busy[c] && next[c] < costs[c].count {
+            if let b = best, !(left[c] > left[b]) { continue }   // ties: the lower chain index
+            best = c
+        }
+        guard let c = best else { return nil }
+        busy[c] = true
+        return (c, next[c])
+    }
+
+    func finished(_ c: Int) {
+        lock.lock()
+        left[c] -= costs[c][next[c]]
+        next[c] += 1
+        busy[c] = false
+        lock.unlock()
+    }
+}
+
+private struct ChainsJob: @unchecked Sendable {
+    let board: ChainBoard
+    let body: (Int, Int) -> Void
 
     func run() {
-        while true {
-            let t = next.take()
-            if t >= order.count { break }
-            (out + order[t]).initialize(to: body(order[t]))
+        while let (c, i) = board.take() {
+            body(c, i)
+            board.finished(c)
         }
     }
 }

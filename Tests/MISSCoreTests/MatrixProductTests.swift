@@ -152,25 +152,41 @@ import MISSTestSupport
 }
 
 @Suite struct ParallelMapTests {
-    @Test func itemsHandedOutInAnyOrderComeBackInIndexOrderEachComputedOnce() {
-        let n = 37
-        let calls = Counter()
-        for order in [Array(0..<n), Array((0..<n).reversed()), (0..<n).map { ($0 * 11) % n }] {
-            for workers in [1, 2, 3, 8] {
-                calls.reset()
-                let got = parallelMap(n, inOrder: order, workers: workers) { i -> Int in calls.add(); return i * i }
-                #expect(got == (0..<n).map { $0 * $0 }, "workers \(workers)")
-                #expect(calls.value == n)
+    /// Every item runs exactly once; a chain's items run in order and never two at once, whatever the
+    /// worker count and the costs (which only decide who goes next).
+    @Test func chainsRunEachItemOnceInOrderAndNeverTwoOfAChainAtOnce() {
+        let costs: [[Double]] = [[5, 1, 1], [], [2, 2, 2, 2, 2], [9], [1, 1, 1, 1, 1, 1, 1]]
+        for workers in [1, 2, 3, 8] {
+            let log = ChainLog(chains: costs.count)
+            parallelChains(costs: costs, workers: workers) { c, i in
+                log.start(c, i)
+                var x = 0.0
+                for k in 0..<300_000 { x += Double(k) }   // long enough for the workers to overlap
+                log.end(c, x)
             }
+            #expect(log.ran == costs.map { Array($0.indices) }, "workers \(workers)")
+            #expect(!log.overlapped, "workers \(workers)")
         }
-        #expect(parallelMap(0, inOrder: [], workers: 2) { $0 }.isEmpty)
+        parallelChains(costs: [], workers: 2) { _, _ in Issue.record("no chains, no items") }
+        parallelChains(costs: [[], []], workers: 2) { _, _ in Issue.record("empty chains, no items") }
     }
 
-    final class Counter: @unchecked Sendable {
+    final class ChainLog: @unchecked Sendable {
         private let lock = NSLock()
-        private var count = 0
-        var value: Int { lock.lock(); defer { lock.unlock() }; return count }
-        func add() { lock.lock(); count += 1; lock.unlock() }
-        func reset() { lock.lock(); count = 0; lock.unlock() }
+        private var running: [Bool]
+        private(set) var ran: [[Int]]
+        private(set) var overlapped = false
+        init(chains: Int) { running = Array(repeating: false, count: chains); ran = Array(repeating: [], count: chains) }
+        func start(_ c: Int, _ i: Int) {
+            lock.lock(); defer { lock.unlock() }
+            if running[c] { overlapped = true }
+            running[c] = true
+            ran[c].append(i)
+        }
+        func end(_ c: Int, _ sink: Double) {
+            lock.lock(); defer { lock.unlock() }
+            if sink < 0 { overlapped = true }
+            running[c] = false
+        }
     }
 }

@@ -136,29 +136,32 @@ public struct LevelwiseTrainer {
                 jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], nodes, labels))
             }
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
-            // The shards go to the workers one at a time, the costliest first (estimated from the nodes and
-            // history lengths): whoever finishes first takes the next, so neither waits long for the other.
-            let shardCost = (0..<shards).map { w in
-                stride(from: w, to: jobs.count, by: shards).reduce(0.0) { total, j in
+            // Each shard is a chain: its instances run one after another, in order, into its replica. The
+            // workers take the next instance of whichever shard has the most work left (estimated from the
+            // nodes and history lengths) and is not being worked on, so they finish about one instance apart.
+            let chains = (0..<shards).map { w in Array(stride(from: w, to: jobs.count, by: shards)) }
+            let costs = chains.map { chain in
+                chain.map { j -> Double in
                     let h = jobs[j].history.count
-                    return total + Double(jobs[j].nodes.count) * Double(min(h, estimator.config.coLength)
-                                                                        + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
+                    return Double(jobs[j].nodes.count) * Double(min(h, estimator.config.coLength)
+                                                                + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
                 }
             }
-            let costliestFirst = (0..<shards).sorted { shardCost[$0] > shardCost[$1] || (shardCost[$0] == shardCost[$1] && $0 < $1) }
-            let perWorker = BLAS.singleThreaded {
-                parallelMap(shards, inOrder: costliestFirst) { w -> (loss: Double, count: Int) in
-                    let replica = replicas[w]
-                    var loss = 0.0, count = 0
-                    for j in stride(from: w, to: jobs.count, by: shards) {
-                        let ctx = replica.context(history: jobs[j].history)
-                        let f = replica.forward(ctx, nodes: jobs[j].nodes)
-                        let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
-                        replica.backward(ctx, f, dLogits: dLogits)
-                        loss += l
-                        count += jobs[j].nodes.count
-                    }
-                    return (loss, count)
+            let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards)
+            let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: shards)
+            defer { losses.deallocate(); counts.deallocate() }
+            _ = losses.initialize(from: repeatElement(0, count: shards))
+            _ = counts.initialize(from: repeatElement(0, count: shards))
+            BLAS.singleThreaded {
+                // A shard's sums are touched only by whoever runs its current instance.
+                parallelChains(costs: costs) { w, item in
+                    let replica = replicas[w], j = chains[w][item]
+                    let ctx = replica.context(history: jobs[j].history)
+                    let f = replica.forward(ctx, nodes: jobs[j].nodes)
+                    let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
+                    replica.backward(ctx, f, dLogits: dLogits)
+                    losses[w] += l
+                    counts[w] += jobs[j].nodes.count
                 }
             }
             estimator.zeroGrad()
@@ -168,7 +171,7 @@ public struct LevelwiseTrainer {
                     q.value = Matrix(rows: 0, cols: 0)   // drop the shared reference: Adam updates in place
                 }
             }
-            let loss = perWorker.reduce(0) { $0 + $1.loss }, count = perWorker.reduce(0) { $0 + $1.count }
+            let loss = losses.reduce(0, +), count = counts.reduce(0, +)
             // Mean over the batch's samples: scale the summed gradients accordingly.
             let scale = 1 / Float(max(1, count))
             for p in parameters {
