@@ -63,6 +63,18 @@ import MISSTestSupport
         checkGradient("relu", input: x, analytic: dx) { weightedSum(ReLU.forward(x.value), w) }
     }
 
+    /// The 8-lane ReLU against Swift's scalar `max(x, 0)`, bit for bit: NaN stays NaN, −0 becomes +0,
+    /// every length around the lane width.
+    @Test func reluMatchesTheScalarMaxBitForBit() {
+        var rng = Xoshiro256StarStar(seed: 8)
+        let specials: [Float] = [.nan, -0.0, 0, -.infinity, .infinity, -1e-30, 1e-30]
+        for n in [1, 7, 8, 9, 16, 31, 40] {
+            let v = (0..<n).map { i in i % 3 == 0 ? specials[(i / 3) % specials.count] : rng.nextFloat() * 2 - 1 }
+            let got = ReLU.forward(Matrix(rows: 1, cols: n, storage: v)).storage
+            #expect(got.map(\.bitPattern) == v.map { max($0, 0).bitPattern }, "n \(n)")
+        }
+    }
+
     @Test func bceWithLogits() {
         var rng = Xoshiro256StarStar(seed: 6)
         let logits = Box(Matrix.randomUniform(5, 3, low: -4, high: 4, using: &rng))

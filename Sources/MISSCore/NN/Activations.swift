@@ -2,7 +2,25 @@ import Foundation
 
 /// ReLU. forward: x (N, C) -> y (N, C); backward uses the output y: dx = dy · [y > 0].
 public enum ReLU {
-    public static func forward(_ x: Matrix) -> Matrix { x.map { max($0, 0) } }
+    /// max(x, 0) element by element — Swift's `max(x, 0)` is `0 >= x ? 0 : x` (NaN stays NaN, −0 becomes +0),
+    /// done here 8 lanes at a time with the same comparison.
+    public static func forward(_ x: Matrix) -> Matrix {
+        let n = x.storage.count
+        let out = [Float](unsafeUninitializedCapacity: n) { o, count in
+            x.storage.withUnsafeBufferPointer { p in
+                let zero = SIMD8<Float>()
+                var i = 0
+                while i + 8 <= n {
+                    let v = UnsafeRawPointer(p.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(o.baseAddress! + i).storeBytes(of: v.replacing(with: zero, where: zero .>= v), as: SIMD8<Float>.self)
+                    i += 8
+                }
+                while i < n { o[i] = max(p[i], 0); i += 1 }
+            }
+            count = n
+        }
+        return Matrix(rows: x.rows, cols: x.cols, storage: out)
+    }
     public static func backward(y: Matrix, dy: Matrix) -> Matrix { dy.zipMap(y) { g, v in v > 0 ? g : 0 } }
 }
 
