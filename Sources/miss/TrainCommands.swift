@@ -17,6 +17,7 @@ struct Train: ParsableCommand {
     @Option(help: "Negative nodes per level and target.") var negatives = 5
     @Option(help: "Not in the paper: the fraction (0…1) of negatives drawn near the positive (same level, under its ancestor --near-span levels up) instead of uniformly over the level. 0 = the paper's sampling.") var nearNegatives = 0.0
     @Option(help: "Levels up to the ancestor whose subtree holds the near negatives.") var nearSpan = 3
+    @Option(help: "Near negatives only at levels ≥ this (the deep ones); shallower levels are sampled uniformly. 1 = every level.") var nearFromLevel = 1
     @Option(help: "Adam learning rate.") var learningRate: Float = 2e-3
     @Option(help: "Seed for initialisation and sampling.") var seed: UInt64 = 1
     @Option(help: "Seed of the train/validation/test user split.") var splitSeed: UInt64 = 1
@@ -42,8 +43,8 @@ struct Train: ParsableCommand {
         guard steps >= 1, batch >= 1, negatives >= 0, idDim >= 1, experts >= 1, learningRate > 0 else {
             throw ValidationError("need --steps, --batch, --id-dim, --experts ≥ 1, --negatives ≥ 0 and --learning-rate > 0")
         }
-        guard nearNegatives >= 0, nearNegatives <= 1, nearSpan >= 1 else {
-            throw ValidationError("--near-negatives must be in 0…1 (got \(nearNegatives)) and --near-span ≥ 1 (got \(nearSpan))")
+        guard nearNegatives >= 0, nearNegatives <= 1, nearSpan >= 1, nearFromLevel >= 1 else {
+            throw ValidationError("--near-negatives must be in 0…1 (got \(nearNegatives)), --near-span ≥ 1 (got \(nearSpan)) and --near-from-level ≥ 1 (got \(nearFromLevel))")
         }
         guard evalEvery >= 0, patience >= 0, validationUsers >= 1, validationK >= 1, sasrecSteps >= 0 else {
             throw ValidationError("need --eval-every ≥ 0, --patience ≥ 0, --validation-users ≥ 1, --validation-k ≥ 1 and --sasrec-steps ≥ 0")
@@ -59,6 +60,10 @@ struct Train: ParsableCommand {
             guard indexTree.dim == emb.multimodal.cols else {
                 throw InputError(file: tree, location: "node_embeddings", problem: "has \(indexTree.dim) dims but the MM embeddings have \(emb.multimodal.cols)",
                                  fix: "Build the tree from these embeddings with `miss build-tree --source mm`")
+            }
+            guard nearFromLevel <= indexTree.leafLevel else {
+                throw InputError(file: tree, location: "--near-from-level \(nearFromLevel)", problem: "the tree's deepest level is \(indexTree.leafLevel)",
+                                 fix: "Pass a level in 1…\(indexTree.leafLevel)")
             }
             var config = EstimatorConfig()
             config.idDim = idDim; config.coLength = coLength; config.mmLength = mmLength; config.topK = topK
@@ -77,6 +82,7 @@ struct Train: ParsableCommand {
             options.trainer.steps = steps; options.trainer.instancesPerBatch = batch; options.trainer.negativesPerLevel = negatives
             options.trainer.learningRate = learningRate; options.trainer.seed = seed
             options.trainer.nearNegatives = nearNegatives; options.trainer.nearSpan = nearSpan
+            options.trainer.nearFromLevel = nearFromLevel
             options.evalEvery = evalEvery; options.patience = patience
             options.validationUsers = validationUsers; options.validationK = validationK
             let bar = ProgressBar("train", total: steps, unit: "steps")
@@ -85,7 +91,9 @@ struct Train: ParsableCommand {
             func bundle(_ estimator: NodeEstimator, _ training: [String: Double]) -> ModelBundle {
                 var t = training
                 t["seed"] = Double(seed)
-                if nearNegatives > 0 { t["near_negatives"] = nearNegatives; t["near_span"] = Double(nearSpan) }
+                if nearNegatives > 0 {
+                    t["near_negatives"] = nearNegatives; t["near_span"] = Double(nearSpan); t["near_from_level"] = Double(nearFromLevel)
+                }
                 return ModelBundle(estimator: estimator, tree: indexTree, embeddings: emb, dataset: dataset, splitSeed: splitSeed, training: t)
             }
             let outcome = try ModelTraining.run(dataset: dataset, tree: indexTree, itemMM: emb.multimodal, split: split, options: options,

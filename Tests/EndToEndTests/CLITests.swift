@@ -129,6 +129,10 @@ enum MissBinary {
         let badObjectives = try MissBinary.run(["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", dir.appendingPathComponent("x").path,
                                                 "--objectives", "7"])
         #expect(badObjectives.status == 2 && badObjectives.stderr.contains("--objectives 7"))
+        let tooDeep = try MissBinary.run(["train", "--data", data, "--embeddings", emb, "--tree", tree, "--out", dir.appendingPathComponent("y").path,
+                                          "--near-negatives", "1", "--near-from-level", "11"])
+        #expect(tooDeep.status == 2 && tooDeep.stderr.contains("--near-from-level 11") && tooDeep.stderr.contains("deepest level is 10"), "\(tooDeep.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("y").path))
         let re = try MissBinary.run(["retrieve", "--bundle", bundle, "--data", data, "--user", "u1", "--k", "5", "--beam", "20"])
         #expect(re.status == 0 && re.stdout.contains("user u1"), "\(re.stderr)")
         let unknown = try MissBinary.run(["retrieve", "--bundle", bundle, "--data", data, "--user", "nobody"])

@@ -61,4 +61,43 @@ import MISSData
         }
         #expect(total > 100 && nearCount > total / 2)
     }
+
+    @Test func nearNegativesFromALevelOnlyBelowItAndLevelOneIsEveryLevel() throws {
+        let (d, tree, split) = try world()
+        let trainer = LevelwiseTrainer(dataset: d, tree: tree, users: split.train)
+        let config = LevelwiseTrainer.Config()
+        let from = tree.leafLevel - 2
+        var rng = Xoshiro256StarStar(seed: 11)
+        var deepNear = 0, deepTotal = 0, shallowOutside = 0, shallowTotal = 0
+        for _ in 0..<30 {
+            guard let inst = trainer.instance(&rng, config: config) else { continue }
+            // nearFrom 1 (the default) draws exactly what near alone draws.
+            var a = rng, b = rng
+            let all = trainer.samples(inst, negatives: 5, near: 0.5, nearSpan: 2, &a)
+            let fromOne = trainer.samples(inst, negatives: 5, near: 0.5, nearSpan: 2, nearFrom: 1, &b)
+            #expect(all.nodes == fromOne.nodes && all.labels == fromOne.labels)
+            let nodes = trainer.samples(inst, negatives: 5, near: 1, nearSpan: 2, nearFrom: from, &rng).nodes
+            var i = 0
+            while i < nodes.count {
+                let positive = nodes[i], h = tree.level(of: positive)
+                let sampled = tree.nodes(atLevel: h).count > 1
+                let nearby = trainer.neighbourhood(of: positive, level: h, span: 2)
+                for j in 1...5 where sampled {
+                    let neg = nodes[i + j]
+                    #expect(neg != positive && tree.level(of: neg) == h)
+                    if h >= from {
+                        if nearby.count > 1 { #expect(nearby.contains(neg), "level \(h): \(neg) not near \(positive)"); deepNear += 1 }
+                        deepTotal += 1
+                    } else if nearby.count < tree.nodes(atLevel: h).count {
+                        shallowOutside += nearby.contains(neg) ? 0 : 1
+                        shallowTotal += 1
+                    }
+                }
+                i += sampled ? 6 : 1
+            }
+        }
+        // Deep levels: every negative near; shallow ones: uniform over the level, so mostly elsewhere.
+        #expect(deepTotal > 100 && deepNear > deepTotal / 2)
+        #expect(shallowTotal > 100 && shallowOutside > shallowTotal / 3)
+    }
 }

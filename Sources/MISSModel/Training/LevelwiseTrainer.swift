@@ -21,6 +21,9 @@ public struct LevelwiseTrainer {
         /// up (its "cousins": same topic, other style). 0 = the paper's sampling, with the same draws.
         public var nearNegatives = 0.0
         public var nearSpan = 3
+        /// Near negatives only at levels ≥ this (the deep levels, where the beam's candidates are cousins);
+        /// shallower levels keep the paper's uniform draws. 1 = every level.
+        public var nearFromLevel = 1
         public init() {}
     }
 
@@ -69,9 +72,10 @@ public struct LevelwiseTrainer {
 
     /// Nodes and labels (N, T) of an instance.
     /// `objectives`: label the first t objectives (all by default; 1 for a single-objective model such as TDM).
-    /// `near`: the fraction of negatives drawn from the positive's neighbourhood (`Config.nearNegatives`).
+    /// `near`: the fraction of negatives drawn from the positive's neighbourhood (`Config.nearNegatives`), at
+    /// levels ≥ `nearFrom` (`Config.nearFromLevel`; the others are drawn uniformly, as with `near` = 0).
     public func samples(_ inst: Instance, negatives: Int, objectives: Int? = nil, near: Double = 0, nearSpan: Int = 3,
-                        _ rng: inout Xoshiro256StarStar) -> (nodes: [Int], labels: Matrix) {
+                        nearFrom: Int = 1, _ rng: inout Xoshiro256StarStar) -> (nodes: [Int], labels: Matrix) {
         var nodes: [Int] = []
         var labels: [Float] = []
         let t = min(objectives ?? dataset.objectives.count, dataset.objectives.count)
@@ -84,10 +88,11 @@ public struct LevelwiseTrainer {
                 nodes.append(node)
                 labels.append(contentsOf: (0..<t).map { bits & (1 << UInt8($0)) != 0 ? 1 : 0 })
                 let level = tree.nodes(atLevel: h)
-                let nearby = near > 0 ? neighbourhood(of: node, level: h, span: nearSpan) : node...node
+                let nearHere = near > 0 && h >= nearFrom
+                let nearby = nearHere ? neighbourhood(of: node, level: h, span: nearSpan) : node...node
                 for _ in 0..<negatives where level.count > 1 {
-                    // Near (when asked and the neighbourhood has more than the positive), else uniform.
-                    let range = near > 0 && nearby.count > 1 && rng.nextDouble() < near ? nearby : level.lowerBound...(level.upperBound - 1)
+                    // Near (when asked at this level and the neighbourhood has more than the positive), else uniform.
+                    let range = nearHere && nearby.count > 1 && rng.nextDouble() < near ? nearby : level.lowerBound...(level.upperBound - 1)
                     var neg = range.lowerBound + rng.nextInt(below: range.count)
                     if neg == node { neg = range.lowerBound + (neg - range.lowerBound + 1) % range.count }
                     nodes.append(neg)
@@ -132,7 +137,7 @@ public struct LevelwiseTrainer {
             for _ in 0..<config.instancesPerBatch {
                 guard let inst = instance(&rng, config: config) else { continue }
                 let (nodes, labels) = samples(inst, negatives: config.negativesPerLevel, objectives: estimator.config.objectives,
-                                              near: config.nearNegatives, nearSpan: config.nearSpan, &rng)
+                                              near: config.nearNegatives, nearSpan: config.nearSpan, nearFrom: config.nearFromLevel, &rng)
                 jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], nodes, labels))
             }
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
