@@ -8,7 +8,8 @@ B=.build/release/miss
 $B bench gemm
 $B bench topk
 $B bench topk --length 2000
-$B bench topk --length 1600 --distinct 0.12   # a training row of SampleData: median length, 12 % distinct scores
+$B bench topk --length 1600 --distinct 0.12   # synthetic rows of a SampleData history's median length, 12 % distinct scores
+$B bench topk --data SampleData/world.missdata  # the rows training computes on SampleData, per GSU
 $B bench relevance                 # one level's GSU products: RelevanceKernel vs one OpenBLAS GEMM
 $B bench relevance --length 2000
 $B bench tree

@@ -193,6 +193,17 @@ func residentMemoryMiB() -> Double {
 }
 
 extension Bench {
+    /// What the training benchmarks train on: a dataset, its first modality (L2-normalised) standing in
+    /// for the MM embeddings, and the multi-modal tree over those.
+    static func trainingWorld(_ path: String) throws -> (Dataset, Matrix, IndexTree) {
+        let dataset = try loadDataset(path)
+        guard let modality = dataset.modalities.first else {
+            throw InputError(file: path, problem: "the dataset has no modality to stand in for MM embeddings", fix: "Use SampleData/world.missdata")
+        }
+        let itemMM = modality.values.l2NormalizedRows()
+        return (dataset, itemMM, IndexTree.build(embeddings: itemMM, kind: .multimodal))
+    }
+
     struct TrainBench: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "train",
@@ -208,12 +219,7 @@ extension Bench {
             try runReportingInputErrors {
                 let (peak, peakLine) = Bench.peakLine()
                 print(peakLine)
-                let dataset = try loadDataset(data)
-                guard let modality = dataset.modalities.first else {
-                    throw InputError(file: data, problem: "the dataset has no modality to stand in for MM embeddings", fix: "Use SampleData/world.missdata")
-                }
-                let itemMM = modality.values.l2NormalizedRows()
-                let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
+                let (dataset, itemMM, tree) = try Bench.trainingWorld(data)
                 let split = EvaluationSplit(dataset: dataset, seed: 1)
                 var config = EstimatorConfig()
                 config.idDim = idDim

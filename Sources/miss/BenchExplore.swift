@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import MISSCore
+import MISSData
 import MISSExplorer
+import MISSModel
 
 extension Bench {
     struct Explore: ParsableCommand {
@@ -107,9 +109,17 @@ extension Bench {
         @Option(help: "K.") var k = 50
         @Option(help: "Rows.") var rows = 20000
         @Option(help: "Distinct scores per row, as a fraction of L (histories that repeat items repeat their scores: SampleData's rows hold 10–16 % distinct values).") var distinct = 1.0
+        @Option(help: "Instead of synthetic rows: the rows training sees on this dataset (.missdata) — both GSUs' relevances of every node of --instances training instances (an untrained estimator, as in `bench train`; its first modality stands in for the MM embeddings), L_co 2000, L_mm 4000, d 32.") var data: String?
+        @Option(help: "Training instances to take rows from (with --data).") var instances = 64
 
         func run() throws {
             guard distinct > 0 && distinct <= 1 else { throw ValidationError("--distinct must be in (0, 1]") }
+            if let data {
+                let coLength = EstimatorConfig().coLength
+                guard instances >= 1, k >= 1, k <= coLength else { throw ValidationError("--instances must be ≥ 1 and --k in 1…\(coLength) (L_co)") }
+                try runReportingInputErrors { try trainingRows(data) }
+                return
+            }
             // Plain locals: an @Option read inside the loops costs a generic-metadata lookup per row.
             let length = self.length, k = self.k, rows = self.rows, distinct = self.distinct
             var rng = Xoshiro256StarStar(seed: 1)
@@ -140,6 +150,74 @@ extension Bench {
             }
             print(String(format: "(a plain max over the row: %.2f µs per row; %.0f)", Date().timeIntervalSince(t1) / Double(rows) * 1e6, mx))
             print(String(format: "top-%d of %d (%.0f%% distinct): %.2f µs per row, %.2f ns per score (%d)", k, length, 100 * distinct, dt / Double(rows) * 1e6, dt / Double(rows * length) * 1e9, sink % 2))
+        }
+    }
+}
+
+extension Bench.TopKBench {
+    /// The top-K of the rows training computes: every node of `instances` level-wise training instances
+    /// (the positives and sampled negatives of 4 targets at every level), both GSUs' relevance rows against
+    /// the instance's history. Rows are copied 32 at a time into one buffer (as hot in cache as in training,
+    /// where the top-K reads a row just computed) and only the top-K is timed.
+    func trainingRows(_ path: String) throws {
+        let k = self.k, instances = self.instances
+        let (dataset, itemMM, tree) = try Bench.trainingWorld(path)
+        var config = EstimatorConfig()
+        config.objectives = dataset.objectives.count
+        config.topK = k
+        let trainerConfig = LevelwiseTrainer.Config()
+        let trainer = LevelwiseTrainer(dataset: dataset, tree: tree, users: EvaluationSplit(dataset: dataset, seed: 1).train)
+        let estimator = NodeEstimator(config: config, tree: tree, itemMM: itemMM, seed: 1)
+        var rng = Xoshiro256StarStar(seed: trainerConfig.seed).derived("levelwise-samples")
+        var rows: [[[Float]]] = [[], []]   // Co-GSU, MM-GSU
+        for _ in 0..<instances {
+            guard let inst = trainer.instance(&rng, config: trainerConfig) else { continue }
+            let nodes = trainer.samples(inst, negatives: trainerConfig.negativesPerLevel, objectives: config.objectives, &rng).nodes
+            let ctx = estimator.context(history: dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut])
+            for node in nodes {
+                let (co, mm) = estimator.relevance(ctx, node: node)
+                if !co.isEmpty { rows[0].append(co) }
+                if !mm.isEmpty { rows[1].append(mm) }
+            }
+        }
+        guard !rows[0].isEmpty else {
+            throw InputError(file: path, problem: "no training instance with a history", fix: "Use a dataset whose users have more than 2 behaviours")
+        }
+        var sink = 0
+        for (g, name) in ["Co-GSU", "MM-GSU"].enumerated() {
+            let mine = rows[g]
+            let longest = mine.map(\.count).max() ?? 0
+            var scratch = [Float](repeating: 0, count: 32 * max(1, longest))
+            var best = Double.infinity
+            for _ in 0..<3 {
+                var elapsed: UInt64 = 0
+                for c in stride(from: 0, to: mine.count, by: 32) {
+                    let chunk = mine[c..<min(mine.count, c + 32)]
+                    var offsets: [Int] = [], o = 0
+                    scratch.withUnsafeMutableBufferPointer { b in
+                        for r in chunk {
+                            _ = UnsafeMutableBufferPointer(rebasing: b[o..<(o + r.count)]).initialize(fromContentsOf: r)
+                            offsets.append(o)
+                            o += r.count
+                        }
+                    }
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    scratch.withUnsafeBufferPointer { b in
+                        for (j, r) in chunk.enumerated() {
+                            let top = TopK.indices(UnsafeBufferPointer(rebasing: b[offsets[j]..<(offsets[j] + r.count)]), k: k)
+                            sink &+= top.first ?? 0
+                        }
+                    }
+                    elapsed += DispatchTime.now().uptimeNanoseconds - t0
+                }
+                best = min(best, Double(elapsed) / 1e9)
+            }
+            let scores = mine.reduce(0) { $0 + $1.count }
+            let distinct = mine.reduce(0.0) { $0 + Double(Set($1).count) / Double($1.count) } / Double(mine.count)
+            print(String(format: "%@ rows of %@ training: top-%d of %d rows (mean L %.0f, %.0f%% distinct scores, %.0f%% shorter than 2K): %.2f µs per row, %.2f ns per score (best of 3; %d)",
+                         name, dataset.name, k, mine.count, Double(scores) / Double(mine.count), 100 * distinct,
+                         100 * Double(mine.filter { $0.count < 2 * k }.count) / Double(mine.count),
+                         best / Double(mine.count) * 1e6, best / Double(scores) * 1e9, sink % 2))
         }
     }
 }

@@ -61,6 +61,22 @@ enum MissBinary {
         #expect(ok.status == 0 && ok.stdout.contains("top-50 of 400 (10% distinct)"), "\(ok.stdout)\(ok.stderr)")
     }
 
+    /// `bench topk --data`: the rows training computes on a dataset, per GSU; a missing file is named.
+    @Test func benchTopKTimesTheRowsTrainingSees() throws {
+        let dir = try temporaryDirectory()
+        let data = dir.appendingPathComponent("w.missdata").path
+        let s = try MissBinary.run(["synth", "--seed", "3", "--items", "400", "--users", "40", "--max-length", "300", "--out", data])
+        #expect(s.status == 0, "\(s.stderr)")
+        let r = try MissBinary.run(["bench", "topk", "--data", data, "--instances", "3", "--k", "10"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for gsu in ["Co-GSU", "MM-GSU"] {
+            #expect(r.stdout.contains("\(gsu) rows of synthetic-s3 training: top-10 of"), "\(r.stdout)")
+        }
+        #expect(r.stdout.contains("µs per row"))
+        let missing = try MissBinary.run(["bench", "topk", "--data", dir.appendingPathComponent("none.missdata").path])
+        #expect(missing.status == 2 && missing.stderr.contains("none.missdata"), "\(missing.stderr)")
+    }
+
     @Test func benchGemmRejectsANonPositiveDuration() throws {
         let r = try MissBinary.run(["bench", "gemm", "--seconds", "0"])
         #expect(r.status != 0)
