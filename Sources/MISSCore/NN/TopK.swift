@@ -340,7 +340,10 @@ extension TopK {
                         for c in 0..<candidates { signed[c] = Int64(bitPattern: keys[c] ^ 0x8000_0000_0000_0000) }
                         for c in candidates..<padded { signed[c] = .min }    // never larger than a key
                         let lanes = UnsafeRawPointer(signed)
-                        return [Int](unsafeUninitializedCapacity: k) { out, initialized in
+                        // One slot past the k: ranks ≥ k are written there (branch-free; about a third of the
+                        // candidates, in no predictable pattern) and it is not part of the result.
+                        return [Int](unsafeUninitializedCapacity: k + 1) { out, initialized in
+                            let o = out.baseAddress!
                             for block in stride(from: 0, to: padded, by: 8) {
                                 let x = lanes.load(fromByteOffset: 8 * block, as: SIMD8<Int64>.self)
                                 var larger = SIMD8<Int64>()
@@ -348,8 +351,7 @@ extension TopK {
                                     larger &-= unsafeBitCast(SIMD8<Int64>(repeating: signed[c]) .> x, to: SIMD8<Int64>.self)
                                 }
                                 for lane in 0..<min(8, candidates - block) {
-                                    let rank = Int(larger[lane])
-                                    if rank < k { out[rank] = Self.index(keys[block + lane]) }
+                                    o[min(Int(larger[lane]), k)] = Self.index(keys[block + lane])
                                 }
                             }
                             initialized = k
