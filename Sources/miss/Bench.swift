@@ -76,8 +76,8 @@ struct Bench: ParsableCommand {
             print(String(format: "GSU GEMM work ≈ %.1f GFLOP per request: %.1f GFLOP/s effective = %.0f%% of the SGEMM peak (target: 150 ms)",
                          flops / 1e9, flops / 1e9 / p50, 100 * flops / 1e9 / p50 / peak))
             let r50 = Bench.percentile(referenceTimes, 0.5), r99 = Bench.percentile(referenceTimes, 0.99)
-            print(String(format: "the machine's jitter in the same run (4 × 1024³ SGEMM after each request): p50 %.1f ms (%.0f GFLOP/s), p99 %.1f ms (p99/p50 %.2f)",
-                         r50 * 1000, reference.flops / r50 / 1e9, r99 * 1000, r99 / r50))
+            print(String(format: "the machine's jitter in the same run (%d × %d³ SGEMM after each request): p50 %.1f ms (%.0f GFLOP/s), p99 %.1f ms (p99/p50 %.2f)",
+                         reference.count, reference.m, r50 * 1000, reference.flops / r50 / 1e9, r99 * 1000, r99 / r50))
         }
     }
 

@@ -41,7 +41,9 @@ public enum GemmPeak {
     public final class Reference {
         let a: Matrix, b: Matrix
         var c: Matrix
-        let count: Int, threads: Int
+        /// Products per timing, and their size m.
+        public let count: Int, m: Int
+        let threads: Int
         public let flops: Double
 
         public init(m: Int = 1024, count: Int = 4, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -50,6 +52,7 @@ public enum GemmPeak {
             b = .randomUniform(m, m, using: &rng)
             c = Matrix(rows: m, cols: m)
             self.count = count
+            self.m = m
             self.threads = threads
             flops = 2 * Double(m) * Double(m) * Double(m) * Double(count)
         }

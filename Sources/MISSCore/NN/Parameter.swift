@@ -82,7 +82,8 @@ public struct SparseRowGradient: Sendable {
             flat.append(contentsOf: repeatElement(0, count: cols))
         }
         let cols = self.cols
-        flat.withUnsafeMutableBufferPointer { f in SingleThreadKernels.add(g, f.baseAddress! + s * cols, cols) }
+        // axpy with a = 1: 1 · g is g exactly, so each element is the plain y + g.
+        flat.withUnsafeMutableBufferPointer { f in SingleThreadKernels.axpy(1, g, f.baseAddress! + s * cols, cols) }
     }
 
     /// Adds every row of `other` (in its first-touch order).

@@ -48,16 +48,4 @@ public enum SingleThreadKernels {
         }
         while j < n { y[j] += a * x[j]; j += 1 }
     }
-
-    /// y[j] += x[j] for j < n: the same single addition per element as the plain loop, 8 lanes at a time.
-    @inlinable
-    public static func add(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        var j = 0
-        while j + 8 <= n {
-            let cur = UnsafeRawPointer(y + j).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(y + j).storeBytes(of: cur + UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-            j += 8
-        }
-        while j < n { y[j] += x[j]; j += 1 }
-    }
 }
