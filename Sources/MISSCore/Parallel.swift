@@ -1,10 +1,16 @@
 import Dispatch
 import Foundation
 
+/// The cores this process may use, read once: `ProcessInfo.activeProcessorCount` asks the system (the
+/// affinity mask, on Linux through a system call) every time, and the beam search asks on every level.
+public enum Cores {
+    public static let count = ProcessInfo.processInfo.activeProcessorCount
+}
+
 /// `(0..<n).map(body)` on all cores. Rows are striped over the workers; each result is written
 /// exactly once, by the worker that computed it, so the order and values do not depend on scheduling.
 /// `body` must only read shared state (it runs concurrently with itself).
-public func parallelMap<T>(_ n: Int, workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+public func parallelMap<T>(_ n: Int, workers: Int = Cores.count,
                            minimumPerWorker: Int = 16, _ body: (Int) -> T) -> [T] {
     let w = max(1, min(workers, n / max(1, minimumPerWorker)))
     if w == 1 { return (0..<n).map(body) }
@@ -29,7 +35,7 @@ private func collected<T>(_ n: Int, _ fill: (UnsafeMutablePointer<T>) -> Void) -
 /// of the chain with the most estimated work left (`costs[c][i]`: item i's) that nobody is working on, so the
 /// workers end at most about one item apart instead of one whole chain. Nothing that a chain computes depends
 /// on which worker ran it or when. Returns when every item has run.
-public func parallelChains(costs: [[Double]], workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+public func parallelChains(costs: [[Double]], workers: Int = Cores.count,
                            _ body: (_ chain: Int, _ item: Int) -> Void) {
     let items = costs.reduce(0) { $0 + $1.count }
     let w = max(1, min(workers, costs.filter { !$0.isEmpty }.count))
@@ -113,7 +119,7 @@ private struct StripedJob<T>: @unchecked Sendable {
 /// reads it. No (n, L) matrix is materialised, and a row's values do not depend on the block or the worker.
 /// `queries` (n, d) is row-major.
 public func parallelRowsOfProducts<T>(queries: Matrix, keys: PackedKeys, scale: Float = 1, block: Int = 36,
-                                      workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                                      workers: Int = Cores.count,
                                       _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
     precondition(queries.cols == keys.dim, "parallelRowsOfProducts: queries have \(queries.cols) columns, keys \(keys.dim)")
     precondition(block >= 1, "parallelRowsOfProducts: block \(block)")

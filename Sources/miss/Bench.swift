@@ -36,6 +36,7 @@ struct Bench: ParsableCommand {
         @Option(help: "GSU top-K.") var topK = 50
         @Option(help: "Requests to time.") var requests = 20
         @Flag(help: "Print every request's latency and the reference SGEMM's time after it (slow phases of a shared host show as runs of both).") var series = false
+        @Flag(inversion: .prefixedNo, help: "Time the reference SGEMM workload after each request (--no-reference: only the requests, e.g. under a profiler).") var reference = true
 
         func run() throws {
             let (peak, peakLine) = Bench.peakLine()
@@ -49,7 +50,7 @@ struct Bench: ParsableCommand {
             c.idDim = dim; c.coLength = coLength; c.mmLength = mmLength; c.topK = topK
             let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 1)
             var times: [Double] = [], referenceTimes: [Double] = []
-            let reference = GemmPeak.Reference()
+            let referenceWork = GemmPeak.Reference()
             var flops = 0.0
             for r in 0..<(requests + 2) {
                 let history = (0..<max(coLength, mmLength)).map { _ in Int32(rng.nextInt(below: items)) }
@@ -59,8 +60,8 @@ struct Bench: ParsableCommand {
                 let dt = Date().timeIntervalSince(s)
                 if r >= 2 { times.append(dt) }  // two warm-up requests
                 // The machine's own jitter, measured between the requests: a fixed SGEMM workload.
-                let rt = reference.time()
-                if r >= 2 { referenceTimes.append(rt) }
+                let rt = reference ? referenceWork.time() : 0
+                if r >= 2 && reference { referenceTimes.append(rt) }
                 if series && r >= 2 { print(String(format: "request %d: %.1f ms; reference SGEMM after it: %.1f ms", r - 1, dt * 1000, rt * 1000)) }
                 if r == 0 {
                     // GSU GEMM FLOPs: Σ over levels of candidates × (L_co + L_mm) × d × 2.
@@ -75,9 +76,10 @@ struct Bench: ParsableCommand {
                          tree.leafLevel + 1, beam, coLength, mmLength, dim, topK, p50 * 1000, p99 * 1000, p99 / p50, Bench.percentile(times, 0) * 1000, 1 / p50))
             print(String(format: "GSU GEMM work ≈ %.1f GFLOP per request: %.1f GFLOP/s effective = %.0f%% of the SGEMM peak (target: 150 ms)",
                          flops / 1e9, flops / 1e9 / p50, 100 * flops / 1e9 / p50 / peak))
+            guard reference else { return }
             let r50 = Bench.percentile(referenceTimes, 0.5), r99 = Bench.percentile(referenceTimes, 0.99)
             print(String(format: "the machine's jitter in the same run (%d × %d³ SGEMM after each request): p50 %.1f ms (%.0f GFLOP/s), p99 %.1f ms (p99/p50 %.2f)",
-                         reference.count, reference.m, r50 * 1000, reference.flops / r50 / 1e9, r99 * 1000, r99 / r50))
+                         referenceWork.count, referenceWork.m, r50 * 1000, referenceWork.flops / r50 / 1e9, r99 * 1000, r99 / r50))
         }
     }
 
@@ -152,7 +154,7 @@ struct Bench: ParsableCommand {
                 (800, 4000, 64, "MM-GSU level: nodes×L_mm×d"), (800, 2000, 64, "Co-GSU level: nodes×L_co×d"),
                 (1024, 256, 256, "MLP minibatch"),
             ]
-            let threadCounts = Array(Set([1, max(1, ProcessInfo.processInfo.activeProcessorCount)])).sorted()
+            let threadCounts = Array(Set([1, max(1, Cores.count)])).sorted()
             var results: [GemmPeak.Measurement] = []
             let widths = [30, 6, 6, 6, 8, 10, 10]
             func line(_ cells: [String]) -> String {

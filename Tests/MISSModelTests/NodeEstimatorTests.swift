@@ -73,6 +73,42 @@ import MISSModel
         }
     }
 
+    @Test func scoringInRowBlocksGivesTheTrainingForwardsLogitsBitForBit() {
+        // Beam search and evaluation score with backwardCaches: false (the MMoE head in row blocks on all
+        // cores); training and the gradient check run the whole batch. The head's layers are rowwise, so a
+        // row's logits cannot depend on the blocks. (With BLAS they did: measured, a few units in the last place.)
+        var rng = Xoshiro256StarStar(seed: 77)
+        let itemMM = Matrix.randomNormal(300, 16, using: &rng).l2NormalizedRows()
+        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
+        var c = EstimatorConfig()
+        c.idDim = 16; c.coLength = 60; c.mmLength = 90; c.topK = 8; c.experts = 4; c.expertHidden = 64; c.towerHidden = 32
+        let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 3)
+        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, 16, std: 0.5, using: &rng)
+        for p in est.parameters where p.name.hasSuffix(".bias") { p.value = .randomNormal(p.value.rows, p.value.cols, std: 0.3, using: &rng) }
+        let history = (0..<120).map { _ in Int32(rng.nextInt(below: 300)) }
+        let ctx = est.context(history: history[...])
+        let nodes = Array(tree.levelStarts[5]..<tree.nodeCount).filter { $0 % 3 != 1 }
+        #expect(nodes.count > 2 * 64)
+        func close(_ a: Matrix, _ b: Matrix) -> Bool { a.rows == b.rows && a.cols == b.cols && a.storage == b.storage }
+        let whole = est.forward(ctx, nodes: nodes)
+        let scoring = est.forward(ctx, nodes: nodes, keepSelections: false, backwardCaches: false)
+        #expect(whole.logits.maxAbs > 0.5)
+        #expect(close(scoring.logits, whole.logits))
+        #expect(est.forward(ctx, nodes: nodes, keepSelections: false, backwardCaches: false).logits.storage == scoring.logits.storage)
+        // Any blocks, including ragged ones and more blocks than cores; a different head gives other logits.
+        let x = Matrix.randomNormal(nodes.count, c.inputWidth(mmDim: 16), using: &rng)
+        let one = est.headLogits(x, rowBlocks: 1)
+        for blocks in [2, 3, 5, 7] {
+            #expect(close(est.headLogits(x, rowBlocks: blocks), one), "\(blocks) blocks")
+            #expect(est.headLogits(x, rowBlocks: blocks).storage == est.headLogits(x, rowBlocks: blocks).storage)
+        }
+        let other = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 4)
+        #expect(!close(other.headLogits(x, rowBlocks: 3), one))
+        // A subset of the rows scores the same as those rows of the whole batch.
+        let part = est.forward(ctx, nodes: Array(nodes[37..<191]), keepSelections: false, backwardCaches: false)
+        #expect(close(part.logits, whole.logits.rows(37..<191)))
+    }
+
     @Test func gsuSelectionsMatchABruteForceReference() {
         let (est, tree, history) = tiny()
         let ctx = est.context(history: history[...])

@@ -46,7 +46,7 @@ public enum GemmPeak {
         let threads: Int
         public let flops: Double
 
-        public init(m: Int = 1024, count: Int = 4, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        public init(m: Int = 1024, count: Int = 4, threads: Int = Cores.count) {
             var rng = Xoshiro256StarStar(seed: 43)
             a = .randomUniform(m, m, using: &rng)
             b = .randomUniform(m, m, using: &rng)
@@ -68,7 +68,7 @@ public enum GemmPeak {
     }
 
     /// The machine's peak as used by every benchmark: 2048³ on all threads.
-    public static func peak(threads: Int = ProcessInfo.processInfo.activeProcessorCount, minSeconds: Double = 1) -> Measurement {
+    public static func peak(threads: Int = Cores.count, minSeconds: Double = 1) -> Measurement {
         measure(m: 2048, n: 2048, k: 2048, threads: threads, minSeconds: minSeconds)
     }
 }

@@ -5,16 +5,23 @@
 public struct Linear: ParameterContainer {
     public let weight: Parameter  // (in, out)
     public let bias: Parameter?   // (1, out)
+    /// Forward products by `RelevanceKernel` instead of BLAS: each output is one fused multiply-add chain
+    /// over the inputs in order, so a row's outputs are the same bit for bit whatever the other rows, the
+    /// split of the rows into calls or the thread. (OpenBLAS rounds a row differently depending on how the
+    /// rows are blocked and threaded.) For layers whose rows are scored in parallel blocks: the estimator's head.
+    public let rowwise: Bool
 
-    public init(name: String, inputs: Int, outputs: Int, bias: Bool = true, rng: inout Xoshiro256StarStar) {
+    public init(name: String, inputs: Int, outputs: Int, bias: Bool = true, rowwise: Bool = false, rng: inout Xoshiro256StarStar) {
         weight = Parameter(name: "\(name).weight", value: .glorot(inputs, outputs, using: &rng))
         self.bias = bias ? Parameter(name: "\(name).bias", value: Matrix(rows: 1, cols: outputs)) : nil
+        self.rowwise = rowwise
     }
 
     /// The same layer over other parameter objects (a training worker's gradient replica).
-    public init(weight: Parameter, bias: Parameter?) {
+    public init(weight: Parameter, bias: Parameter?, rowwise: Bool = false) {
         self.weight = weight
         self.bias = bias
+        self.rowwise = rowwise
     }
 
     public var inputs: Int { weight.value.rows }
@@ -23,6 +30,7 @@ public struct Linear: ParameterContainer {
 
     public func forward(_ x: Matrix) -> Matrix {
         precondition(x.cols == inputs, "\(weight.name): input has \(x.cols) columns, expected \(inputs)")
+        if rowwise { return forwardRowwise(x) }
         var y = Matrix(rows: x.rows, cols: outputs)
         if let bias {
             // Broadcast the bias into y first, then let GEMM accumulate onto it (beta = 1).
@@ -31,6 +39,14 @@ public struct Linear: ParameterContainer {
         } else {
             BLAS.gemm(x.view(), weight.value.view(), into: &y)
         }
+        return y
+    }
+
+    /// y = x·W + b by `RelevanceKernel.rowwiseProduct`; then the bias, added to each finished sum (as BLAS
+    /// with beta = 1 adds its sum to a bias-filled y).
+    func forwardRowwise(_ x: Matrix) -> Matrix {
+        var y = RelevanceKernel.rowwiseProduct(x, weight.value)
+        if let bias { y.addRowVector(bias.value.storage) }
         return y
     }
 

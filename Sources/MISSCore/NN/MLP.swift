@@ -6,11 +6,11 @@
 public struct MLP: ParameterContainer {
     public let layers: [Linear]
 
-    /// `sizes` = [input, hidden…, output].
-    public init(name: String, sizes: [Int], rng: inout Xoshiro256StarStar) {
+    /// `sizes` = [input, hidden…, output]; `rowwise`: see `Linear.rowwise`.
+    public init(name: String, sizes: [Int], rowwise: Bool = false, rng: inout Xoshiro256StarStar) {
         precondition(sizes.count >= 2, "MLP needs at least an input and an output size")
         layers = (0..<(sizes.count - 1)).map { i in
-            Linear(name: "\(name).\(i)", inputs: sizes[i], outputs: sizes[i + 1], rng: &rng)
+            Linear(name: "\(name).\(i)", inputs: sizes[i], outputs: sizes[i + 1], rowwise: rowwise, rng: &rng)
         }
     }
 

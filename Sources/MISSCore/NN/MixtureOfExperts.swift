@@ -6,8 +6,8 @@
 public struct MixtureOfExpertsGate: ParameterContainer {
     public let gate: Linear
 
-    public init(name: String, inputs: Int, experts: Int, rng: inout Xoshiro256StarStar) {
-        gate = Linear(name: name, inputs: inputs, outputs: experts, rng: &rng)
+    public init(name: String, inputs: Int, experts: Int, rowwise: Bool = false, rng: inout Xoshiro256StarStar) {
+        gate = Linear(name: name, inputs: inputs, outputs: experts, rowwise: rowwise, rng: &rng)
     }
 
     public init(gate: Linear) { self.gate = gate }

@@ -45,34 +45,28 @@ extension Matrix {
 /// Thin, checked wrappers over CBLAS. Shapes are validated here so that a wrong shape is a
 /// readable precondition failure instead of memory corruption inside BLAS.
 public enum BLAS {
+    /// OpenBLAS runs single-threaded in this process: every call site below makes sure of it first. OpenBLAS
+    /// rounds a product differently with 1 and 2 threads (measured: `miss embed` on SampleData writes other
+    /// embeddings), and its thread count is process-global, so one part of a process that changed it would
+    /// change another part's numbers (the test suite saw this: a training test changed it while the item
+    /// alignment's determinism test ran). The heavy paths parallelise over their own work instead (training
+    /// instances, the GSU rows, the estimator head's row blocks, the tree's nodes); on this project's shapes
+    /// the second BLAS thread bought little: `miss embed` 5.2 s with it, 4.8 s without; SASRec's 1000 steps
+    /// 7.1 s and 7.4 s. Only the SGEMM peak measurement (`GemmPeak`) sets another count, and restores it.
+    private static let singleThreadedByDefault: Void = { openblas_set_num_threads(1) }()
+
+    @inline(__always) static func ready() { _ = singleThreadedByDefault }
+
     /// Number of threads OpenBLAS uses for the following calls.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
+        ready()
+        return Int(openblas_get_num_threads())
     }
 
+    /// For measurements of the machine only (see the type's note): restore the count afterwards.
     public static func setThreads(_ n: Int) {
+        ready()
         openblas_set_num_threads(Int32(max(1, n)))
-    }
-
-    private static let singleLock = NSLock()
-    nonisolated(unsafe) private static var singleDepth = 0
-    nonisolated(unsafe) private static var savedThreads = 1
-
-    /// Runs `body` with OpenBLAS single-threaded, for code that is parallel over its own work items and calls
-    /// BLAS from each worker (OpenBLAS's thread count is process-global; nested and concurrent sections are
-    /// counted, and the last one out restores the previous count).
-    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
-        singleLock.lock()
-        if singleDepth == 0 { savedThreads = threads; setThreads(1) }
-        singleDepth += 1
-        singleLock.unlock()
-        defer {
-            singleLock.lock()
-            singleDepth -= 1
-            if singleDepth == 0 { setThreads(savedThreads) }
-            singleLock.unlock()
-        }
-        return try body()
     }
 
     /// C[rowOffset..., colOffset...] (m×n) = alpha · op(A) · op(B) + beta · C-region,
@@ -99,6 +93,7 @@ public enum BLAS {
         a.base.storage.withUnsafeBufferPointer { ap in
             b.base.storage.withUnsafeBufferPointer { bp in
                 c.storage.withUnsafeMutableBufferPointer { cp in
+                    ready()
                     cblas_sgemm(CblasRowMajor,
                                 transposeA ? CblasTrans : CblasNoTrans,
                                 transposeB ? CblasTrans : CblasNoTrans,
@@ -122,6 +117,7 @@ public enum BLAS {
         if outLen == 0 { return }
         if inLen == 0 { for i in 0..<outLen { y[i] *= beta }; return }
         a.base.storage.withUnsafeBufferPointer { ap in
+            ready()
             cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans,
                         Int32(a.rows), Int32(a.cols), alpha,
                         ap.baseAddress! + a.rowOffset * a.ld + a.colOffset, Int32(a.ld),
@@ -133,12 +129,14 @@ public enum BLAS {
     public static func axpy(_ alpha: Float, _ x: [Float], _ y: inout [Float]) {
         precondition(x.count == y.count, "axpy: lengths differ (\(x.count) vs \(y.count))")
         if x.isEmpty { return }
+        ready()
         cblas_saxpy(Int32(x.count), alpha, x, 1, &y, 1)
     }
 
     public static func dot(_ x: [Float], _ y: [Float]) -> Float {
         precondition(x.count == y.count, "dot: lengths differ (\(x.count) vs \(y.count))")
         if x.isEmpty { return 0 }
+        ready()
         return cblas_sdot(Int32(x.count), x, 1, y, 1)
     }
 }
@@ -177,6 +175,7 @@ extension BLAS {
                                 _ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>,
                                 beta: Float = 0, _ y: UnsafeMutablePointer<Float>) {
             if m == 0 || n == 0 { return }
+            ready()
             cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha,
                         a, Int32(lda), x, 1, beta, y, 1)
         }
@@ -187,6 +186,7 @@ extension BLAS {
                                 _ b: UnsafePointer<Float>, ldb: Int,
                                 beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
             if m == 0 || n == 0 || k == 0 { return }
+            ready()
             cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }

@@ -14,6 +14,29 @@ public struct PackedKeys: Sendable {
 
     public var paddedCount: Int { panels * Self.panelWidth }
 
+    /// The columns of `w` (d, L) as the keys: a layer's weights (inputs, outputs), so that the kernel's
+    /// products are x·W. Row j of `w` holds component j of every key, so a panel copies 16 floats at a time.
+    public init(columnsOf w: Matrix) {
+        let l = w.cols, d = w.rows, width = Self.panelWidth
+        count = l
+        dim = d
+        panels = (l + width - 1) / width
+        let panels = self.panels
+        storage = [Float](unsafeUninitializedCapacity: max(1, panels * d * width)) { out, initialized in
+            w.storage.withUnsafeBufferPointer { k in
+                for p in 0..<panels {
+                    let first = p * width, real = min(width, l - first)
+                    for j in 0..<d {
+                        let o = out.baseAddress! + (p * d + j) * width
+                        o.update(from: k.baseAddress! + j * l + first, count: real)
+                        if real < width { (o + real).initialize(repeating: 0, count: width - real) }
+                    }
+                }
+            }
+            initialized = panels * d * width
+        }
+    }
+
     public init(_ keys: Matrix) {
         let l = keys.rows, d = keys.cols, w = Self.panelWidth
         count = l
@@ -62,6 +85,35 @@ public enum RelevanceKernel {
                 }
             }
         }
+    }
+
+    /// x·W (N, out) for x (N, in) and W (in, out), every entry one fused multiply-add chain over the inputs
+    /// in order: a row's values do not depend on the other rows, on how the rows are split into calls or on
+    /// the thread (BLAS rounds a row differently depending on its blocking). W's columns are packed as the
+    /// keys (one copy of W), then blocks of 48 rows stay in cache while every panel passes over them.
+    public static func rowwiseProduct(_ x: Matrix, _ w: Matrix) -> Matrix {
+        precondition(x.cols == w.rows, "rowwiseProduct: x has \(x.cols) columns, W has \(w.rows) rows")
+        let n = x.rows, o = w.cols, d = w.rows
+        var y = Matrix(rows: n, cols: o)
+        if n == 0 || o == 0 { return y }
+        let keys = PackedKeys(columnsOf: w)
+        let ldc = keys.paddedCount, block = 48
+        let scratch = ldc == o ? nil : UnsafeMutablePointer<Float>.allocate(capacity: block * ldc)
+        defer { scratch?.deallocate() }
+        x.storage.withUnsafeBufferPointer { xb in
+            y.storage.withUnsafeMutableBufferPointer { yb in
+                for r0 in stride(from: 0, to: n, by: block) {
+                    let rows = min(block, n - r0), q = xb.baseAddress! + r0 * d, out = yb.baseAddress! + r0 * o
+                    if let scratch {
+                        products(q, rows: rows, keys: keys, scale: 1, into: scratch, ldc: ldc)
+                        for r in 0..<rows { (out + r * o).update(from: scratch + r * ldc, count: o) }
+                    } else {
+                        products(q, rows: rows, keys: keys, scale: 1, into: out, ldc: o)
+                    }
+                }
+            }
+        }
+        return y
     }
 
     @inline(__always) static func store(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ o: UnsafeMutablePointer<Float>, _ scale: Float) {

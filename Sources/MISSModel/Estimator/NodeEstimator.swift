@@ -68,9 +68,11 @@ public struct NodeEstimator: ParameterContainer {
         wq = square("co.wq"); wk = square("co.wk"); wv = square("co.wv")
         wqMM = square("mm.wq"); wkMM = square("mm.wk"); wvMM = square("mm.wv")
         let width = config.inputWidth(mmDim: tree.dim)
-        experts = (0..<config.experts).map { Linear(name: "mmoe.expert\($0)", inputs: width, outputs: config.expertHidden, rng: &rng) }
-        gates = (0..<config.objectives).map { MixtureOfExpertsGate(name: "mmoe.gate\($0)", inputs: width, experts: config.experts, rng: &rng) }
-        towers = (0..<config.objectives).map { MLP(name: "mmoe.tower\($0)", sizes: [config.expertHidden, config.towerHidden, 1], rng: &rng) }
+        // The head's layers compute row by row (`Linear.rowwise`): scoring runs them in parallel row blocks
+        // and gets the training forward pass's logits bit for bit.
+        experts = (0..<config.experts).map { Linear(name: "mmoe.expert\($0)", inputs: width, outputs: config.expertHidden, rowwise: true, rng: &rng) }
+        gates = (0..<config.objectives).map { MixtureOfExpertsGate(name: "mmoe.gate\($0)", inputs: width, experts: config.experts, rowwise: true, rng: &rng) }
+        towers = (0..<config.objectives).map { MLP(name: "mmoe.tower\($0)", sizes: [config.expertHidden, config.towerHidden, 1], rowwise: true, rng: &rng) }
         nodeMM = tree.nodeEmbeddings
         self.itemMM = itemMM
         var leaf = [Int32](repeating: 0, count: tree.itemCount)
@@ -83,7 +85,7 @@ public struct NodeEstimator: ParameterContainer {
     public func gradientReplica() -> NodeEstimator { NodeEstimator(replicating: self) }
 
     private init(replicating o: NodeEstimator) {
-        func lin(_ l: Linear) -> Linear { Linear(weight: l.weight.replica(), bias: l.bias?.replica()) }
+        func lin(_ l: Linear) -> Linear { Linear(weight: l.weight.replica(), bias: l.bias?.replica(), rowwise: l.rowwise) }
         config = o.config
         nodeEmbedding = Embedding(table: o.nodeEmbedding.table.replica())
         wq = o.wq.replica(); wk = o.wk.replica(); wv = o.wv.replica()
@@ -135,7 +137,7 @@ public struct NodeEstimator: ParameterContainer {
     /// L_mm (frozen). The explorer's heatmaps and histograms (Figs. 5–6) are softmaxes of these; the
     /// batched forward pass computes the same products for many nodes at once.
     public func relevance(_ ctx: UserContext, node: Int) -> (co: [Float], mm: [Float]) {
-        let co = ctx.coItems.isEmpty ? [] : coRelevanceRows(matmul(nodeEmbedding.forward([node]), wq.value), ctx) { Array($1) }[0]
+        let co = ctx.coItems.isEmpty ? [] : coRelevanceRows(RelevanceKernel.rowwiseProduct(nodeEmbedding.forward([node]), wq.value), ctx) { Array($1) }[0]
         let mm = ctx.mmItems.isEmpty ? [] : mmRelevanceRows(nodeMM.gatherRows([node]), ctx) { Array($1) }[0]
         return (co, mm)
     }
@@ -178,13 +180,16 @@ public struct NodeEstimator: ParameterContainer {
 
     /// `keepSelections: false` (beam search without a trace) skips keeping both GSUs' per-node selections
     /// in `co` and `mm` (left empty; the backward pass and the explorer need them): the same logits.
-    public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true) -> Forward {
+    /// `backwardCaches: false` (scoring: beam search, evaluation) runs the MMoE head on all cores in row
+    /// blocks and keeps nothing for the backward pass: the same logits, bit for bit.
+    public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true, backwardCaches: Bool = true) -> Forward {
         let n = nodes.count, d = config.idDim
         let scale = 1 / Float(d).squareRoot()
         let eNode = nodeEmbedding.forward(nodes)
         let zNode = nodeMM.gatherRows(nodes)
-        let q = matmul(eNode, wq.value)
-        let qMM = matmul(eNode, wqMM.value)
+        // Row by row (see `RelevanceKernel.rowwiseProduct`): a node's scores do not depend on the other candidates.
+        let q = RelevanceKernel.rowwiseProduct(eNode, wq.value)
+        let qMM = RelevanceKernel.rowwiseProduct(eNode, wqMM.value)
         // Each worker writes the rows it computes (x_co, x_mm) straight into these.
         let xCoRows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * d))
         let xMMRows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * d))
@@ -231,7 +236,19 @@ public struct NodeEstimator: ParameterContainer {
         let xUser = Matrix(rows: n, cols: d, storage: (0..<n).flatMap { _ in ctx.xUser.storage })
         // Eq. 16: x = concat(x_node, x_user, x_co, x_mm), with x_node = [e_n, z_n].
         let x = Matrix.hstack([eNode, zNode, xUser, xCo, xMM])
-        // Eq. 15: experts, one gate and one tower per objective.
+        if !backwardCaches {
+            return Forward(nodes: nodes, logits: headLogitsInRowBlocks(x), co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
+                           expertOut: [], gateWeights: [], towerCaches: [], mixed: [])
+        }
+        let h = head(x)
+        return Forward(nodes: nodes, logits: h.logits, co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
+                       expertOut: h.expertOut, gateWeights: h.gateWeights, towerCaches: h.towerCaches, mixed: h.mixed)
+    }
+
+    /// Eq. 15 on x (N, width): the experts, one gate and one tower per objective; logits (N, T) and what
+    /// the backward pass reads.
+    func head(_ x: Matrix) -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
+        let n = x.rows
         let expertOut = experts.map { ReLU.forward($0.forward(x)) }
         var logits = Matrix(rows: n, cols: config.objectives)
         var gateWeights: [Matrix] = [], towerCaches: [MLP.Cache] = [], mixed: [Matrix] = []
@@ -241,12 +258,32 @@ public struct NodeEstimator: ParameterContainer {
             for r in 0..<n { logits[r, t] = y[r, 0] }
             gateWeights.append(g); towerCaches.append(cache); mixed.append(f)
         }
-        return Forward(nodes: nodes, logits: logits, co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
-                       expertOut: expertOut, gateWeights: gateWeights, towerCaches: towerCaches, mixed: mixed)
+        return (logits, expertOut, gateWeights, towerCaches, mixed)
     }
+
+    /// The head's logits with the rows in contiguous blocks, one per core (fewer for small batches). A
+    /// level's MMoE is ≈ 10 small products (experts, gates, towers) and the gate/ReLU loops between them,
+    /// which would otherwise run on one core.
+    func headLogitsInRowBlocks(_ x: Matrix) -> Matrix {
+        headLogits(x, rowBlocks: min(Cores.count, x.rows / Self.minimumHeadBlock))
+    }
+
+    /// The head's logits (N, T) computed in `rowBlocks` contiguous row blocks in parallel: the same logits,
+    /// bit for bit, whatever the blocks (the head's layers are `rowwise`; tested).
+    public func headLogits(_ x: Matrix, rowBlocks: Int) -> Matrix {
+        let n = x.rows, w = min(max(1, rowBlocks), max(1, n))
+        if w == 1 { return head(x).logits }
+        let bounds = (0...w).map { $0 * n / w }
+        let parts = parallelMap(w, workers: w, minimumPerWorker: 1) { b in head(x.rows(bounds[b]..<bounds[b + 1])).logits }
+        return Matrix.vstack(parts)
+    }
+
+    /// Rows below which the head runs in one block.
+    static let minimumHeadBlock = 64
 
     /// Accumulates every parameter's gradient for dLoss/dLogits (N, T).
     public func backward(_ ctx: UserContext, _ f: Forward, dLogits: Matrix) {
+        precondition(f.towerCaches.count == config.objectives, "backward needs a forward pass with backwardCaches: true")
         let n = f.nodes.count, d = config.idDim, m = nodeMM.cols
         let scale = 1 / Float(d).squareRoot()
         var dx = Matrix(rows: n, cols: f.x.cols)

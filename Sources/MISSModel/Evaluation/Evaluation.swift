@@ -63,7 +63,7 @@ public enum Evaluation {
             mean.reserveCapacity(candidates.count)
             for chunk in stride(from: 0, to: candidates.count, by: 1024) {
                 let nodes = Array(candidates[chunk..<min(candidates.count, chunk + 1024)])
-                mean += BeamSearch.rankingScores(estimator.forward(ctx, nodes: nodes, keepSelections: false).logits).mean
+                mean += BeamSearch.rankingScores(estimator.forward(ctx, nodes: nodes, keepSelections: false, backwardCaches: false).logits).mean
             }
             return TopK.indices(mean, k: k).map { tree.item(ofLeaf: candidates[$0]) }
         }

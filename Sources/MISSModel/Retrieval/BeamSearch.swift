@@ -55,7 +55,7 @@ public enum BeamSearch {
             if isLeafLevel && !exclude.isEmpty {
                 candidates = candidates.filter { !exclude.contains(tree.item(ofLeaf: $0)) }
             }
-            let f = estimator.forward(context, nodes: candidates, keepSelections: trace)
+            let f = estimator.forward(context, nodes: candidates, keepSelections: trace, backwardCaches: false)
             let (probabilities, mean) = rankingScores(f.logits)
             let keep = TopK.indices(mean, k: isLeafLevel ? config.finalK : config.beamSize)
             beam = keep.map { candidates[$0] }

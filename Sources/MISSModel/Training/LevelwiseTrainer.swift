@@ -157,17 +157,15 @@ public struct LevelwiseTrainer {
             defer { losses.deallocate(); counts.deallocate() }
             _ = losses.initialize(from: repeatElement(0, count: shards))
             _ = counts.initialize(from: repeatElement(0, count: shards))
-            BLAS.singleThreaded {
-                // A shard's sums are touched only by whoever runs its current instance.
-                parallelChains(costs: costs) { w, item in
-                    let replica = replicas[w], j = chains[w][item]
-                    let ctx = replica.context(history: jobs[j].history)
-                    let f = replica.forward(ctx, nodes: jobs[j].nodes)
-                    let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
-                    replica.backward(ctx, f, dLogits: dLogits)
-                    losses[w] += l
-                    counts[w] += jobs[j].nodes.count
-                }
+            // A shard's sums are touched only by whoever runs its current instance.
+            parallelChains(costs: costs) { w, item in
+                let replica = replicas[w], j = chains[w][item]
+                let ctx = replica.context(history: jobs[j].history)
+                let f = replica.forward(ctx, nodes: jobs[j].nodes)
+                let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
+                replica.backward(ctx, f, dLogits: dLogits)
+                losses[w] += l
+                counts[w] += jobs[j].nodes.count
             }
             estimator.zeroGrad()
             for r in replicas {

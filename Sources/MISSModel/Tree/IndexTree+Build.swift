@@ -8,7 +8,7 @@ extension IndexTree {
         /// Lloyd iterations per split at most (a split stops early once its assignment is stable).
         public var iterations = 6
         /// Worker threads over the nodes of a level.
-        public var workers = ProcessInfo.processInfo.activeProcessorCount
+        public var workers = Cores.count
         public init() {}
     }
 
