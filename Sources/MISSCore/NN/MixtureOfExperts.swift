@@ -16,9 +16,16 @@ public struct MixtureOfExpertsGate: ParameterContainer {
     public var experts: Int { gate.outputs }
 
     public func forward(x: Matrix, experts: [Matrix]) -> (out: Matrix, gate: Matrix) {
-        precondition(experts.count == self.experts, "MoE gate: \(experts.count) expert outputs, expected \(self.experts)")
-        let g = Softmax.forward(gate.forward(x))
-        let n = x.rows, h = experts[0].cols, ne = self.experts
+        forward(logits: gate.forward(x), experts: experts)
+    }
+
+    /// The same from the gate's logits x·Wg + bg (N, E), computed elsewhere (the estimator's head computes
+    /// every expert's and gate's products in one pass).
+    public func forward(logits: Matrix, experts: [Matrix]) -> (out: Matrix, gate: Matrix) {
+        precondition(experts.count == self.experts && logits.cols == self.experts,
+                     "MoE gate: \(experts.count) expert outputs and \(logits.cols) logits, expected \(self.experts)")
+        let g = Softmax.forward(logits)
+        let n = logits.rows, h = experts[0].cols, ne = self.experts
         var out = Matrix(rows: n, cols: h)
         // out[r] += g[r, e] · expert_e[r], expert by expert (the product rounded, then added).
         out.storage.withUnsafeMutableBufferPointer { o in

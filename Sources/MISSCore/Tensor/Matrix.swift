@@ -146,9 +146,13 @@ public struct Matrix: Equatable, Sendable, CustomStringConvertible {
     /// Columns `range` copied into a new matrix (the inverse of `hstack`).
     public func columns(_ range: Range<Int>) -> Matrix {
         precondition(range.lowerBound >= 0 && range.upperBound <= cols, "columns(\(range)) out of 0..<\(cols)")
-        var out = Matrix(rows: rows, cols: range.count)
-        for r in 0..<rows {
-            for c in range { out.storage[r * range.count + c - range.lowerBound] = storage[r * cols + c] }
+        let w = range.count, c = cols
+        var out = Matrix(rows: rows, cols: w)
+        if w == 0 { return out }
+        storage.withUnsafeBufferPointer { s in
+            out.storage.withUnsafeMutableBufferPointer { o in
+                for r in 0..<rows { (o.baseAddress! + r * w).update(from: s.baseAddress! + r * c + range.lowerBound, count: w) }
+            }
         }
         return out
     }

@@ -249,11 +249,21 @@ public struct NodeEstimator: ParameterContainer {
     /// the backward pass reads.
     func head(_ x: Matrix) -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
         let n = x.rows
-        let expertOut = experts.map { ReLU.forward($0.forward(x)) }
+        // Every expert's and gate's products in one pass over x, row by row (`RelevanceKernel.rowwiseProduct`:
+        // each output is the same chain as in its own layer's rowwise forward), then each layer's bias.
+        let layers = experts + gates.map(\.gate)
+        var all = RelevanceKernel.rowwiseProduct(x, Matrix.hstack(layers.map(\.weight.value)))
+        all.addRowVector(layers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) })
+        var offset = 0
+        func next(_ width: Int) -> Matrix {
+            defer { offset += width }
+            return all.columns(offset..<(offset + width))
+        }
+        let expertOut = experts.map { ReLU.forward(next($0.outputs)) }
         var logits = Matrix(rows: n, cols: config.objectives)
         var gateWeights: [Matrix] = [], towerCaches: [MLP.Cache] = [], mixed: [Matrix] = []
         for t in 0..<config.objectives {
-            let (f, g) = gates[t].forward(x: x, experts: expertOut)
+            let (f, g) = gates[t].forward(logits: next(gates[t].experts), experts: expertOut)
             let (y, cache) = towers[t].forward(f)
             for r in 0..<n { logits[r, t] = y[r, 0] }
             gateWeights.append(g); towerCaches.append(cache); mixed.append(f)
