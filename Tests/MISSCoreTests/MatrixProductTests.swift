@@ -90,6 +90,7 @@ import MISSTestSupport
         #expect(a.rowDots(b) == [4.5, -10])
         #expect(a.transposed == Matrix([[1, 4], [-2, 5], [3, -6]]))
         #expect(Matrix.hstack([a.columns(0..<1), a.columns(1..<3)]) == a)
+        #expect(a.columns(1..<3) == Matrix([[-2, 3], [5, -6]]) && a.columns(2..<2).cols == 0 && a.columns(2..<2).rows == 2)
         #expect(Matrix.vstack([a.rows(0..<1), a.rows(1..<2)]) == a)
         let n = Matrix([[3, 4], [0, 0]]).l2NormalizedRows()
         #expect(n == Matrix([[0.6, 0.8], [0, 0]]))

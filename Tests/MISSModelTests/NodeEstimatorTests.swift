@@ -98,6 +98,12 @@ import MISSModel
         // Any blocks, including ragged ones and more blocks than cores; a different head gives other logits.
         let x = Matrix.randomNormal(nodes.count, c.inputWidth(mmDim: 16), using: &rng)
         let one = est.headLogits(x, rowBlocks: 1)
+        // The head's single pass over x for all experts and gates is each layer's own forward, bit for bit.
+        let expertOut = est.experts.map { ReLU.forward($0.forward(x)) }
+        for t in 0..<c.objectives {
+            let y = est.towers[t].forward(est.gates[t].forward(x: x, experts: expertOut).out).y
+            #expect((0..<x.rows).allSatisfy { one[$0, t] == y[$0, 0] }, "objective \(t)")
+        }
         for blocks in [2, 3, 5, 7] {
             #expect(close(est.headLogits(x, rowBlocks: blocks), one), "\(blocks) blocks")
             #expect(est.headLogits(x, rowBlocks: blocks).storage == est.headLogits(x, rowBlocks: blocks).storage)
