@@ -17,43 +17,36 @@ public struct PackedKeys: Sendable {
     /// The columns of `w` (d, L) as the keys: a layer's weights (inputs, outputs), so that the kernel's
     /// products are x·W. Row j of `w` holds component j of every key, so a panel copies 16 floats at a time.
     public init(columnsOf w: Matrix) {
-        let l = w.cols, d = w.rows, width = Self.panelWidth
-        count = l
-        dim = d
-        panels = (l + width - 1) / width
-        let panels = self.panels
-        storage = [Float](unsafeUninitializedCapacity: max(1, panels * d * width)) { out, initialized in
-            w.storage.withUnsafeBufferPointer { k in
-                for p in 0..<panels {
-                    let first = p * width, real = min(width, l - first)
-                    for j in 0..<d {
-                        let o = out.baseAddress! + (p * d + j) * width
-                        o.update(from: k.baseAddress! + j * l + first, count: real)
-                        if real < width { (o + real).initialize(repeating: 0, count: width - real) }
-                    }
-                }
-            }
-            initialized = panels * d * width
+        let l = w.cols
+        self.init(count: l, dim: w.rows) { p, j, o in
+            let first = p * Self.panelWidth, real = min(Self.panelWidth, l - first)
+            w.storage.withUnsafeBufferPointer { k in o.update(from: k.baseAddress! + j * l + first, count: real) }
+            if real < Self.panelWidth { (o + real).initialize(repeating: 0, count: Self.panelWidth - real) }
         }
     }
 
+    /// The rows of `keys` (L, d) as the keys.
     public init(_ keys: Matrix) {
-        let l = keys.rows, d = keys.cols, w = Self.panelWidth
+        let l = keys.rows, d = keys.cols
+        self.init(count: l, dim: d) { p, j, o in
+            keys.storage.withUnsafeBufferPointer { k in
+                for t in 0..<Self.panelWidth {
+                    let key = p * Self.panelWidth + t
+                    o[t] = key < l ? k[key * d + j] : 0
+                }
+            }
+        }
+    }
+
+    /// `fill(p, j, o)` writes component j of panel p's 16 keys (zeros past the last key) to `o`.
+    private init(count l: Int, dim d: Int, fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let w = Self.panelWidth
         count = l
         dim = d
         panels = (l + w - 1) / w
         let panels = self.panels
         storage = [Float](unsafeUninitializedCapacity: max(1, panels * d * w)) { out, initialized in
-            keys.storage.withUnsafeBufferPointer { k in
-                for p in 0..<panels {
-                    for j in 0..<d {
-                        for t in 0..<w {
-                            let key = p * w + t
-                            out[(p * d + j) * w + t] = key < l ? k[key * d + j] : 0
-                        }
-                    }
-                }
-            }
+            for p in 0..<panels { for j in 0..<d { fill(p, j, out.baseAddress! + (p * d + j) * w) } }
             initialized = panels * d * w
         }
     }
