@@ -22,6 +22,36 @@ public func parallelMap<T>(_ n: Int, workers: Int = Cores.count,
     }
 }
 
+/// `body(range)` for the blocks 0..<block, block..<2·block, … of 0..<n, on up to `workers` threads; a
+/// free worker takes the next block. `body` must write only state that belongs to its range.
+public func parallelBlocks(_ n: Int, block: Int, workers: Int = Cores.count, _ body: (Range<Int>) -> Void) {
+    precondition(block >= 1, "parallelBlocks: block \(block)")
+    let blocks = (n + block - 1) / block
+    let w = max(1, min(workers, blocks))
+    if w == 1 {
+        for b in 0..<blocks { body((b * block)..<min(n, (b + 1) * block)) }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let job = BlocksJob(n: n, block: block, blocks: blocks, next: BlockCounter(), body: body)
+        DispatchQueue.concurrentPerform(iterations: w) { _ in job.run() }
+    }
+}
+
+private struct BlocksJob: @unchecked Sendable {
+    let n: Int, block: Int, blocks: Int
+    let next: BlockCounter
+    let body: (Range<Int>) -> Void
+
+    func run() {
+        while true {
+            let b = next.take()
+            if b >= blocks { return }
+            body((b * block)..<min(n, (b + 1) * block))
+        }
+    }
+}
+
 /// An array of n results that `fill` initialises, every slot exactly once (from any worker), in place.
 private func collected<T>(_ n: Int, _ fill: (UnsafeMutablePointer<T>) -> Void) -> [T] {
     [T](unsafeUninitializedCapacity: n) { buffer, initialized in
@@ -177,4 +207,10 @@ final class BlockCounter: @unchecked Sendable {
         value += 1
         return value - 1
     }
+}
+
+/// A buffer that concurrent workers fill at disjoint rows (each row by exactly one worker).
+public struct RowSink: @unchecked Sendable {
+    public let base: UnsafeMutablePointer<Float>
+    public init(_ base: UnsafeMutablePointer<Float>) { self.base = base }
 }

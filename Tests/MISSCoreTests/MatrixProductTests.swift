@@ -154,6 +154,45 @@ import MISSTestSupport
         }
     }
 
+    @Test func packedSideBySideWeightsAndParallelRowBlocksGiveTheSameBits() {
+        var rng = Xoshiro256StarStar(seed: 29)
+        // The head's shape (4 experts of 64, 3 gates of 4: parts that start and end inside a panel) and ragged ones.
+        for widths in [[64, 64, 64, 64, 4, 4, 4], [5, 16, 1, 30], [17], [0, 3, 0]] {
+            let inputs = 9
+            let parts = widths.map { Matrix.randomNormal(inputs, $0, using: &rng) }
+            let together = PackedKeys(columnsOf: parts)
+            #expect(together.count == widths.reduce(0, +) && together.dim == inputs)
+            #expect(together.storage == PackedKeys(columnsOf: Matrix.hstack(parts)).storage, "\(widths)")
+            let x = Matrix.randomNormal(150, inputs, using: &rng)
+            let whole = RelevanceKernel.rowwiseProduct(x, Matrix.hstack(parts))
+            for workers in [1, 2, 3] {
+                #expect(RelevanceKernel.rowwiseProduct(x, together, workers: workers).storage == whole.storage, "\(widths), \(workers) workers")
+                #expect(RelevanceKernel.rowwiseProduct(x, together, rows: 37..<140, workers: workers).storage == whole.rows(37..<140).storage)
+            }
+            #expect(RelevanceKernel.rowwiseProduct(x, together, rows: 5..<5).rows == 0)
+        }
+    }
+
+    @Test func parallelBlocksVisitEveryIndexOnce() {
+        for (n, block, workers) in [(0, 4, 2), (1, 4, 2), (97, 8, 2), (97, 8, 1), (64, 64, 3), (10, 1, 4)] {
+            let seen = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(1, n))
+            defer { seen.deallocate() }
+            _ = seen.initialize(from: repeatElement(0, count: max(1, n)))
+            let sink = seen
+            parallelBlocks(n, block: block, workers: workers) { range in
+                #expect(range.count <= block && range.lowerBound % block == 0)
+                for i in range { sink[i] += 1 }
+            }
+            #expect(n == 0 || seen.allSatisfy { $0 == 1 }, "n \(n), block \(block), \(workers) workers")
+        }
+    }
+
+    @Test func hstackPlacesThePartsSideBySide() {
+        let a = Matrix([[1, 2], [3, 4]]), b = Matrix([[5], [6]]), empty = Matrix(rows: 2, cols: 0)
+        #expect(Matrix.hstack([a, empty, b]) == Matrix([[1, 2, 5], [3, 4, 6]]))
+        #expect(Matrix.hstack([empty, empty]).cols == 0)
+    }
+
     @Test func paddingKeysGiveZeroAndTheLayoutIsPanelMajor() {
         let k = Matrix([[1, 2], [3, 4], [5, 6]])
         let packed = PackedKeys(k)

@@ -115,6 +115,22 @@ import MISSModel
         #expect(close(part.logits, whole.logits.rows(37..<191)))
     }
 
+    @Test(arguments: [(true, true), (true, false), (false, true)])
+    func contextOnSeveralCoresAndScoringGiveTheSameLogits(_ ablation: (Bool, Bool)) {
+        // The context's two halves on two workers, and the scoring pass's parallel gathers and queries, give
+        // the logits of the one-worker context and of the training forward pass, bit for bit; also with a GSU
+        // switched off (its x columns are zeros) and with an empty history (both are).
+        let (est, tree, history) = tiny(useCo: ablation.0, useMM: ablation.1)
+        let nodes = Array(1..<tree.nodeCount)
+        for h in [history[...], history.prefix(0)] {
+            let one = est.context(history: h, workers: 1), two = est.context(history: h, workers: 2)
+            let whole = est.forward(one, nodes: nodes).logits
+            #expect(est.forward(two, nodes: nodes).logits.storage == whole.storage)
+            #expect(est.forward(two, nodes: nodes, keepSelections: false, backwardCaches: false).logits.storage == whole.storage)
+            #expect(est.forward(two, nodes: [], keepSelections: false, backwardCaches: false).logits.rows == 0)
+        }
+    }
+
     @Test func gsuSelectionsMatchABruteForceReference() {
         let (est, tree, history) = tiny()
         let ctx = est.context(history: history[...])

@@ -132,15 +132,21 @@ public struct Matrix: Equatable, Sendable, CustomStringConvertible {
         guard let first = parts.first else { return Matrix(rows: 0, cols: 0) }
         precondition(parts.allSatisfy { $0.rows == first.rows }, "hstack needs equal row counts")
         let total = parts.reduce(0) { $0 + $1.cols }
-        var out = Matrix(rows: first.rows, cols: total)
-        var offset = 0
-        for p in parts {
-            for r in 0..<p.rows {
-                for c in 0..<p.cols { out.storage[r * total + offset + c] = p.storage[r * p.cols + c] }
+        let rows = first.rows
+        let storage = [Float](unsafeUninitializedCapacity: rows * total) { o, initialized in
+            var offset = 0
+            for p in parts {
+                let w = p.cols
+                if w > 0 {
+                    p.storage.withUnsafeBufferPointer { s in
+                        for r in 0..<rows { (o.baseAddress! + r * total + offset).initialize(from: s.baseAddress! + r * w, count: w) }
+                    }
+                }
+                offset += w
             }
-            offset += p.cols
+            initialized = rows * total
         }
-        return out
+        return Matrix(rows: rows, cols: total, storage: storage)
     }
 
     /// Columns `range` copied into a new matrix (the inverse of `hstack`).

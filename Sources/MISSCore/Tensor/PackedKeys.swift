@@ -16,25 +16,51 @@ public struct PackedKeys: Sendable {
 
     /// The columns of `w` (d, L) as the keys: a layer's weights (inputs, outputs), so that the kernel's
     /// products are x·W. Row j of `w` holds component j of every key, so a panel copies 16 floats at a time.
-    public init(columnsOf w: Matrix) {
-        let l = w.cols
-        self.init(count: l, dim: w.rows) { p, j, o in
-            let first = p * Self.panelWidth, real = min(Self.panelWidth, l - first)
-            w.storage.withUnsafeBufferPointer { k in o.update(from: k.baseAddress! + j * l + first, count: real) }
-            if real < Self.panelWidth { (o + real).initialize(repeating: 0, count: Self.panelWidth - real) }
+    public init(columnsOf w: Matrix) { self.init(columnsOf: [w]) }
+
+    /// The columns of `parts` side by side (equal row counts) as the keys: the same as packing their
+    /// `Matrix.hstack`, without building it (several layers' weights whose products one pass computes).
+    public init(columnsOf parts: [Matrix]) {
+        let d = parts.first?.rows ?? 0
+        precondition(parts.allSatisfy { $0.rows == d }, "PackedKeys: parts with unequal row counts")
+        var starts = [0]
+        for m in parts { starts.append(starts.last! + m.cols) }
+        let l = starts.last!, bounds = starts
+        self.init(count: l, dim: d) { p, j, o in
+            let first = p * Self.panelWidth, end = min(first + Self.panelWidth, l)
+            var part = 0
+            var c = first
+            while c < end {
+                while bounds[part + 1] <= c { part += 1 }
+                let m = parts[part], run = min(end, bounds[part + 1]) - c
+                m.storage.withUnsafeBufferPointer { k in (o + c - first).update(from: k.baseAddress! + j * m.cols + c - bounds[part], count: run) }
+                c += run
+            }
+            if end - first < Self.panelWidth { (o + end - first).initialize(repeating: 0, count: Self.panelWidth - (end - first)) }
         }
     }
 
-    /// The rows of `keys` (L, d) as the keys.
+    /// The rows of `keys` (L, d) as the keys: key by key, each row scattered into its panel's lane (the
+    /// panel, d · 64 bytes, stays in L1 while its 16 rows are read).
     public init(_ keys: Matrix) {
-        let l = keys.rows, d = keys.cols
-        self.init(count: l, dim: d) { p, j, o in
-            keys.storage.withUnsafeBufferPointer { k in
-                for t in 0..<Self.panelWidth {
-                    let key = p * Self.panelWidth + t
-                    o[t] = key < l ? k[key * d + j] : 0
+        let l = keys.rows, d = keys.cols, w = Self.panelWidth
+        count = l
+        dim = d
+        panels = (l + w - 1) / w
+        let panels = self.panels
+        storage = [Float](unsafeUninitializedCapacity: max(1, panels * d * w)) { out, initialized in
+            keys.storage.withUnsafeBufferPointer { kb in
+                for p in 0..<panels {
+                    let panel = out.baseAddress! + p * d * w
+                    let real = min(w, l - p * w)
+                    for t in 0..<real {
+                        let row = kb.baseAddress! + (p * w + t) * d
+                        for j in 0..<d { (panel + j * w + t).initialize(to: row[j]) }
+                    }
+                    for t in real..<w { for j in 0..<d { (panel + j * w + t).initialize(to: 0) } }
                 }
             }
+            initialized = panels * d * w
         }
     }
 
@@ -83,25 +109,34 @@ public enum RelevanceKernel {
     /// x·W (N, out) for x (N, in) and W (in, out), every entry one fused multiply-add chain over the inputs
     /// in order: a row's values do not depend on the other rows, on how the rows are split into calls or on
     /// the thread (BLAS rounds a row differently depending on its blocking). W's columns are packed as the
-    /// keys (one copy of W), then blocks of 48 rows stay in cache while every panel passes over them.
-    public static func rowwiseProduct(_ x: Matrix, _ w: Matrix) -> Matrix {
+    /// keys (one copy of W), then blocks of 48 rows stay in cache while every panel passes over them; with
+    /// `workers` > 1 the blocks are shared out over that many threads (the same values).
+    public static func rowwiseProduct(_ x: Matrix, _ w: Matrix, workers: Int = 1) -> Matrix {
         precondition(x.cols == w.rows, "rowwiseProduct: x has \(x.cols) columns, W has \(w.rows) rows")
-        let n = x.rows, o = w.cols, d = w.rows
+        return rowwiseProduct(x, PackedKeys(columnsOf: w), workers: workers)
+    }
+
+    /// x·W for W already packed by `PackedKeys(columnsOf:)`: (rows.count, keys.count) for the rows `rows`
+    /// of x (all of them by default).
+    public static func rowwiseProduct(_ x: Matrix, _ keys: PackedKeys, rows: Range<Int>? = nil, workers: Int = 1) -> Matrix {
+        precondition(x.cols == keys.dim, "rowwiseProduct: x has \(x.cols) columns, the packed W \(keys.dim) rows")
+        let range = rows ?? 0..<x.rows
+        precondition(range.lowerBound >= 0 && range.upperBound <= x.rows, "rowwiseProduct: rows \(range) of \(x.rows)")
+        let n = range.count, o = keys.count, d = keys.dim, ldc = keys.paddedCount
         var y = Matrix(rows: n, cols: o)
         if n == 0 || o == 0 { return y }
-        let keys = PackedKeys(columnsOf: w)
-        let ldc = keys.paddedCount, block = 48
-        let scratch = ldc == o ? nil : UnsafeMutablePointer<Float>.allocate(capacity: block * ldc)
-        defer { scratch?.deallocate() }
         x.storage.withUnsafeBufferPointer { xb in
             y.storage.withUnsafeMutableBufferPointer { yb in
-                for r0 in stride(from: 0, to: n, by: block) {
-                    let rows = min(block, n - r0), q = xb.baseAddress! + r0 * d, out = yb.baseAddress! + r0 * o
-                    if let scratch {
-                        products(q, rows: rows, keys: keys, scale: 1, into: scratch, ldc: ldc)
-                        for r in 0..<rows { (out + r * o).update(from: scratch + r * ldc, count: o) }
-                    } else {
-                        products(q, rows: rows, keys: keys, scale: 1, into: out, ldc: o)
+                let x = RowSink(UnsafeMutablePointer(mutating: xb.baseAddress! + range.lowerBound * d)), y = RowSink(yb.baseAddress!)
+                parallelBlocks(n, block: 48, workers: workers) { block in
+                    let q = x.base + block.lowerBound * d, out = y.base + block.lowerBound * o
+                    if ldc == o {
+                        products(q, rows: block.count, keys: keys, scale: 1, into: out, ldc: o)
+                        return
+                    }
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: block.count * ldc) { scratch in
+                        products(q, rows: block.count, keys: keys, scale: 1, into: scratch.baseAddress!, ldc: ldc)
+                        for r in 0..<block.count { (out + r * o).update(from: scratch.baseAddress! + r * ldc, count: o) }
                     }
                 }
             }

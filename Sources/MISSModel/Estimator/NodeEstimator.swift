@@ -109,27 +109,39 @@ public struct NodeEstimator: ParameterContainer {
     }
 
     /// The per-request part: `history` is the user's behaviour items, oldest first (only the last
-    /// L_co / L_mm / userRecent are used).
-    public func context(history: ArraySlice<Int32>) -> UserContext {
+    /// L_co / L_mm / userRecent are used). With `workers` > 1 the Co-GSU's and the MM-GSU's sides are
+    /// computed at the same time (the same values); training, already one instance per core, passes 1.
+    public func context(history: ArraySlice<Int32>, workers: Int = Cores.count) -> UserContext {
         let co = Array(history.suffix(config.coLength))
         let mm = Array(history.suffix(config.mmLength))
         let recent = Array(history.suffix(config.userRecent))
         let coLeaves = co.map { Int(itemLeafNode[Int($0)]) }
         let mmLeaves = mm.map { Int(itemLeafNode[Int($0)]) }
         let recentLeaves = recent.map { Int(itemLeafNode[Int($0)]) }
-        let eCo = nodeEmbedding.forward(coLeaves)
-        let eMM = nodeEmbedding.forward(mmLeaves)
         var xUser = Matrix(rows: 1, cols: config.idDim)
         if !recentLeaves.isEmpty {
             let cs = nodeEmbedding.forward(recentLeaves).columnSums()
             xUser = Matrix(rows: 1, cols: config.idDim, storage: cs.map { $0 / Float(recentLeaves.count) })
         }
-        let kCo = matmul(eCo, wk.value), zMM = itemMM.gatherRows(mm.map(Int.init))
+        // Two halves of about equal work: the Co-GSU side and the MM-GSU's frozen keys; the MM-SBS's K and V.
+        enum Part { case co(e: Matrix, k: Matrix, v: Matrix, packed: PackedKeys, z: Matrix, zPacked: PackedKeys)
+                    case mm(e: Matrix, k: Matrix, v: Matrix) }
+        let parts = parallelMap(2, workers: workers, minimumPerWorker: 1) { half -> Part in
+            if half == 0 {
+                let eCo = nodeEmbedding.forward(coLeaves), kCo = matmul(eCo, wk.value)
+                let zMM = itemMM.gatherRows(mm.map(Int.init))
+                return .co(e: eCo, k: kCo, v: matmul(eCo, wv.value), packed: PackedKeys(kCo), z: zMM, zPacked: PackedKeys(zMM))
+            }
+            let eMM = nodeEmbedding.forward(mmLeaves)
+            return .mm(e: eMM, k: matmul(eMM, wkMM.value), v: matmul(eMM, wvMM.value))
+        }
+        guard case let .co(eCo, kCo, vCo, kCoPacked, zMM, zMMPacked) = parts[0], case let .mm(eMM, kMM, vMM) = parts[1] else {
+            preconditionFailure("context: parts out of order")
+        }
         return UserContext(coItems: co, mmItems: mm, recentItems: recent,
                            coLeaves: coLeaves, mmLeaves: mmLeaves, recentLeaves: recentLeaves,
-                           eCo: eCo, kCo: kCo, vCo: matmul(eCo, wv.value),
-                           eMM: eMM, kMM: matmul(eMM, wkMM.value), vMM: matmul(eMM, wvMM.value),
-                           zMM: zMM, kCoPacked: PackedKeys(kCo), zMMPacked: PackedKeys(zMM), xUser: xUser)
+                           eCo: eCo, kCo: kCo, vCo: vCo, eMM: eMM, kMM: kMM, vMM: vMM,
+                           zMM: zMM, kCoPacked: kCoPacked, zMMPacked: zMMPacked, xUser: xUser)
     }
 
     /// Both GSUs' relevance r_i over the user's whole windows for one node, before top-K: Co-GSU's
@@ -183,61 +195,84 @@ public struct NodeEstimator: ParameterContainer {
     /// `backwardCaches: false` (scoring: beam search, evaluation) runs the MMoE head on all cores in row
     /// blocks and keeps nothing for the backward pass: the same logits, bit for bit.
     public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true, backwardCaches: Bool = true) -> Forward {
-        let n = nodes.count, d = config.idDim
+        let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = config.inputWidth(mmDim: m)
         let scale = 1 / Float(d).squareRoot()
-        let eNode = nodeEmbedding.forward(nodes)
-        let zNode = nodeMM.gatherRows(nodes)
-        // Row by row (see `RelevanceKernel.rowwiseProduct`): a node's scores do not depend on the other candidates.
-        let q = RelevanceKernel.rowwiseProduct(eNode, wq.value)
-        let qMM = RelevanceKernel.rowwiseProduct(eNode, wqMM.value)
-        // Each worker writes the rows it computes (x_co, x_mm) straight into these.
-        let xCoRows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * d))
-        let xMMRows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * d))
-        defer { xCoRows.deallocate(); xMMRows.deallocate() }
-        xCoRows.initialize(repeating: 0, count: n * d)
-        xMMRows.initialize(repeating: 0, count: n * d)
-        let xCoOut = RowSink(xCoRows), xMMOut = RowSink(xMMRows)
+        // Scoring (one call per beam-search level) spreads the per-node work over the cores; training already
+        // runs one instance per core.
+        let workers = backwardCaches ? 1 : Cores.count
+        let table = nodeEmbedding.table.value
+        precondition(table.cols == d && table.rows == nodeMM.rows, "forward: node tables do not match the configuration")
+        for node in nodes { precondition(node >= 0 && node < table.rows, "forward: node \(node) out of 0..<\(table.rows)") }
+        // x = concat(x_node = [e_n, z_n], x_user, x_co, x_mm) (Eq. 16), written in place: the node and user
+        // columns here, x_co and x_mm by the GSU workers below. e_n and z_n also go to their own matrices
+        // (the queries' inputs).
+        var eNode = Matrix(rows: n, cols: d), zNode = Matrix(rows: n, cols: m)
+        var q = Matrix(rows: 0, cols: d), qMM = Matrix(rows: 0, cols: d)
         var co = GSUResult(positions: [], scores: [], weights: [])
         var mm = GSUResult(positions: [], scores: [], weights: [])
-        let k = config.topK
-        if config.useCoGSU && !ctx.coItems.isEmpty {
-            let vCo = ctx.vCo
-            let rows = coRelevanceRows(q, ctx) { row, scores -> (top: [Int], s: [Float], a: [Float]) in
-                let top = TopK.indices(scores, k: k)
-                let s = top.map { scores[$0] }
-                let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
-                Self.pool(a, top, vCo, into: xCoOut.base + row * d)
-                return keepSelections ? (top, s, a) : ([], [], [])
-            }
-            if keepSelections {
-                for g in rows { co.positions.append(g.top); co.scores.append(g.s); co.weights.append(g.a) }
-            }
-        }
-        if config.useMMGSU && !ctx.mmItems.isEmpty {
-            let kMM = ctx.kMM, vMM = ctx.vMM
-            let rows = mmRelevanceRows(zNode, ctx) { row, scores -> (top: [Int], raw: [Float], a: [Float]) in
-                let top = TopK.indices(scores, k: k)
-                // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
-                var a = qMM.storage.withUnsafeBufferPointer { qb in
-                    kMM.storage.withUnsafeBufferPointer { kb in
-                        top.map { pos in Self.dot(qb.baseAddress! + row * d, kb.baseAddress! + pos * d, d) * scale }
+        let useCo = config.useCoGSU && !ctx.coItems.isEmpty, useMM = config.useMMGSU && !ctx.mmItems.isEmpty
+        let xStorage = [Float](unsafeUninitializedCapacity: max(1, n * width)) { buffer, initialized in
+            let xOut = RowSink(buffer.baseAddress!)
+            eNode.storage.withUnsafeMutableBufferPointer { eb in
+            zNode.storage.withUnsafeMutableBufferPointer { zb in
+            table.storage.withUnsafeBufferPointer { tb in
+            nodeMM.storage.withUnsafeBufferPointer { mb in
+            ctx.xUser.storage.withUnsafeBufferPointer { ub in
+                let eOut = RowSink(eb.baseAddress!), zOut = RowSink(zb.baseAddress!)
+                parallelBlocks(n, block: 256, workers: workers) { rows in
+                    for r in rows {
+                        let e = tb.baseAddress! + nodes[r] * d, z = mb.baseAddress! + nodes[r] * m, row = xOut.base + r * width
+                        (eOut.base + r * d).update(from: e, count: d)
+                        (zOut.base + r * m).update(from: z, count: m)
+                        row.initialize(from: e, count: d)
+                        (row + d).initialize(from: z, count: m)
+                        (row + d + m).initialize(from: ub.baseAddress!, count: d)
+                        if !useCo { (row + 2 * d + m).initialize(repeating: 0, count: d) }
+                        if !useMM { (row + 3 * d + m).initialize(repeating: 0, count: d) }
                     }
                 }
-                a.withUnsafeMutableBufferPointer { Softmax.softmaxInPlace($0) }   // the scores become the weights
-                Self.pool(a, top, vMM, into: xMMOut.base + row * d)
-                return keepSelections ? (top, top.map { scores[$0] }, a) : ([], [], [])
+            }}}}}
+            // Row by row (see `RelevanceKernel.rowwiseProduct`): a node's scores do not depend on the other candidates.
+            q = RelevanceKernel.rowwiseProduct(eNode, wq.value, workers: workers)
+            qMM = RelevanceKernel.rowwiseProduct(eNode, wqMM.value, workers: workers)
+            let k = config.topK
+            if useCo {
+                let vCo = ctx.vCo, xCo = RowSink(xOut.base + 2 * d + m)
+                let rows = coRelevanceRows(q, ctx) { row, scores -> (top: [Int], s: [Float], a: [Float]) in
+                    let top = TopK.indices(scores, k: k)
+                    let s = top.map { scores[$0] }
+                    let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
+                    Self.pool(a, top, vCo, into: xCo.base + row * width)
+                    return keepSelections ? (top, s, a) : ([], [], [])
+                }
+                if keepSelections {
+                    for g in rows { co.positions.append(g.top); co.scores.append(g.s); co.weights.append(g.a) }
+                }
             }
-            if keepSelections {
-                for g in rows { mm.positions.append(g.top); mm.scores.append(g.raw); mm.weights.append(g.a) }
+            if useMM {
+                let kMM = ctx.kMM, vMM = ctx.vMM, xMM = RowSink(xOut.base + 3 * d + m), queries = qMM
+                let rows = mmRelevanceRows(zNode, ctx) { row, scores -> (top: [Int], raw: [Float], a: [Float]) in
+                    let top = TopK.indices(scores, k: k)
+                    // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
+                    var a = queries.storage.withUnsafeBufferPointer { qb in
+                        kMM.storage.withUnsafeBufferPointer { kb in
+                            top.map { pos in Self.dot(qb.baseAddress! + row * d, kb.baseAddress! + pos * d, d) * scale }
+                        }
+                    }
+                    a.withUnsafeMutableBufferPointer { Softmax.softmaxInPlace($0) }   // the scores become the weights
+                    Self.pool(a, top, vMM, into: xMM.base + row * width)
+                    return keepSelections ? (top, top.map { scores[$0] }, a) : ([], [], [])
+                }
+                if keepSelections {
+                    for g in rows { mm.positions.append(g.top); mm.scores.append(g.raw); mm.weights.append(g.a) }
+                }
             }
+            initialized = n * width
         }
-        let xCo = Matrix(rows: n, cols: d, storage: Array(UnsafeBufferPointer(start: xCoRows, count: n * d)))
-        let xMM = Matrix(rows: n, cols: d, storage: Array(UnsafeBufferPointer(start: xMMRows, count: n * d)))
-        let xUser = Matrix(rows: n, cols: d, storage: (0..<n).flatMap { _ in ctx.xUser.storage })
-        // Eq. 16: x = concat(x_node, x_user, x_co, x_mm), with x_node = [e_n, z_n].
-        let x = Matrix.hstack([eNode, zNode, xUser, xCo, xMM])
+        let x = Matrix(rows: n, cols: width, storage: xStorage)
         if !backwardCaches {
-            return Forward(nodes: nodes, logits: headLogitsInRowBlocks(x), co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
+            let lg = headLogitsInRowBlocks(x)
+            return Forward(nodes: nodes, logits: lg, co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
                            expertOut: [], gateWeights: [], towerCaches: [], mixed: [])
         }
         let h = head(x)
@@ -245,14 +280,22 @@ public struct NodeEstimator: ParameterContainer {
                        expertOut: h.expertOut, gateWeights: h.gateWeights, towerCaches: h.towerCaches, mixed: h.mixed)
     }
 
-    /// Eq. 15 on x (N, width): the experts, one gate and one tower per objective; logits (N, T) and what
-    /// the backward pass reads.
-    func head(_ x: Matrix) -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
-        let n = x.rows
+    /// The experts' and gates' weights side by side, packed for `RelevanceKernel`: one pass over x computes
+    /// all their products.
+    func packedHeadWeights() -> PackedKeys {
+        PackedKeys(columnsOf: (experts + gates.map(\.gate)).map(\.weight.value))
+    }
+
+    /// Eq. 15 on the rows `rows` of x (N, width; all by default): the experts, one gate and one tower per
+    /// objective; logits (rows, T) and what the backward pass reads. `packed`: `packedHeadWeights()`, if
+    /// the caller already has it.
+    func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil)
+        -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
         // Every expert's and gate's products in one pass over x, row by row (`RelevanceKernel.rowwiseProduct`:
         // each output is the same chain as in its own layer's rowwise forward), then each layer's bias.
         let layers = experts + gates.map(\.gate)
-        var all = RelevanceKernel.rowwiseProduct(x, Matrix.hstack(layers.map(\.weight.value)))
+        var all = RelevanceKernel.rowwiseProduct(x, packed ?? packedHeadWeights(), rows: rows)
+        let n = all.rows
         all.addRowVector(layers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) })
         var offset = 0
         func next(_ width: Int) -> Matrix {
@@ -283,8 +326,8 @@ public struct NodeEstimator: ParameterContainer {
     public func headLogits(_ x: Matrix, rowBlocks: Int) -> Matrix {
         let n = x.rows, w = min(max(1, rowBlocks), max(1, n))
         if w == 1 { return head(x).logits }
-        let bounds = (0...w).map { $0 * n / w }
-        let parts = parallelMap(w, workers: w, minimumPerWorker: 1) { b in head(x.rows(bounds[b]..<bounds[b + 1])).logits }
+        let bounds = (0...w).map { $0 * n / w }, packed = packedHeadWeights()
+        let parts = parallelMap(w, workers: w, minimumPerWorker: 1) { b in head(x, rows: bounds[b]..<bounds[b + 1], packed: packed).logits }
         return Matrix.vstack(parts)
     }
 
@@ -524,8 +567,3 @@ public struct NodeEstimator: ParameterContainer {
     }
 }
 
-/// A buffer that concurrent workers fill at disjoint rows (each row by exactly one worker).
-struct RowSink: @unchecked Sendable {
-    let base: UnsafeMutablePointer<Float>
-    init(_ base: UnsafeMutablePointer<Float>) { self.base = base }
-}

@@ -160,7 +160,7 @@ public struct LevelwiseTrainer {
             // A shard's sums are touched only by whoever runs its current instance.
             parallelChains(costs: costs) { w, item in
                 let replica = replicas[w], j = chains[w][item]
-                let ctx = replica.context(history: jobs[j].history)
+                let ctx = replica.context(history: jobs[j].history, workers: 1)
                 let f = replica.forward(ctx, nodes: jobs[j].nodes)
                 let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
                 replica.backward(ctx, f, dLogits: dLogits)
