@@ -214,6 +214,20 @@ import MISSTestSupport
         #expect(m.threads == 1 && m.gflops > 0 && m.repetitions >= 3)
         #expect(BLAS.threads == 1)
     }
+
+    @Test func jitterReferenceComputesItsProductsOnOwnThreadsWithoutTouchingTheCount() {
+        // `bench beam`'s reference workload: every thread's output is the product A·B, and OpenBLAS stays at
+        // 1 thread (its own pool would keep spinning into the next request).
+        for threads in [1, 2, 3] {
+            let r = GemmPeak.Reference(m: 40, count: 5, threads: threads)
+            let t = r.time()
+            #expect(t > 0 && t.isFinite && BLAS.threads == 1)
+            let expected = matmul(r.a, r.b)
+            for w in 0..<r.threads {
+                #expect(Array(UnsafeBufferPointer(start: r.c + w * 40 * 40, count: 40 * 40)) == expected.storage, "\(threads) threads, output \(w)")
+            }
+        }
+    }
 }
 
 @Suite struct ParallelMapTests {

@@ -35,12 +35,19 @@ public enum GemmPeak {
         return Measurement(m: m, n: n, k: k, threads: threads, seconds: best, gflops: flops / best / 1e9, repetitions: reps)
     }
 
-    /// A fixed reference workload for a machine's jitter: `count` products (m×m)·(m×m) on `threads`, timed as
-    /// one (seconds). Timed again and again between the requests of a latency benchmark, its spread shows how
+    /// A fixed reference workload for a machine's jitter: `count` products (m×m)·(m×m) on `threads` cores, timed
+    /// as one (seconds). Timed again and again between the requests of a latency benchmark, its spread shows how
     /// much of the benchmark's spread the machine itself makes.
-    public final class Reference {
+    ///
+    /// Each core computes whole products with single-threaded OpenBLAS on its own thread, as the estimator uses
+    /// the machine. Not OpenBLAS's own threads: after a multi-threaded call they keep spinning for about 2^28
+    /// cycles (≈ 0.1 s, OPENBLAS_THREAD_TIMEOUT), i.e. through most of the next request, and took ≈ 20 ms of
+    /// CPU from it (measured: `bench beam` p50 154 ms with the pool's reference, 131–137 ms with the spin
+    /// shortened to 2^4 cycles).
+    public final class Reference: @unchecked Sendable {
         let a: Matrix, b: Matrix
-        var c: Matrix
+        /// One output per thread.
+        let c: UnsafeMutablePointer<Float>
         /// Products per timing, and their size m.
         public let count: Int, m: Int
         let threads: Int
@@ -50,20 +57,38 @@ public enum GemmPeak {
             var rng = Xoshiro256StarStar(seed: 43)
             a = .randomUniform(m, m, using: &rng)
             b = .randomUniform(m, m, using: &rng)
-            c = Matrix(rows: m, cols: m)
+            self.threads = max(1, min(threads, count))
+            c = .allocate(capacity: self.threads * m * m)
+            c.initialize(repeating: 0, count: self.threads * m * m)
             self.count = count
             self.m = m
-            self.threads = threads
             flops = 2 * Double(m) * Double(m) * Double(m) * Double(count)
         }
 
+        deinit { c.deallocate() }
+
         public func time() -> Double {
-            let previous = BLAS.threads
-            BLAS.setThreads(threads)
-            defer { BLAS.setThreads(previous) }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<count { BLAS.gemm(a.view(), b.view(), into: &c) }
+            a.storage.withUnsafeBufferPointer { ab in
+                b.storage.withUnsafeBufferPointer { bb in
+                    let job = ReferenceJob(a: ab.baseAddress!, b: bb.baseAddress!, reference: self)
+                    if threads == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: threads) { job.run($0) } }
+                }
+            }
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+    }
+
+    /// Thread w of `Reference.time` computes products w, w + threads, … into its own output.
+    private struct ReferenceJob: @unchecked Sendable {
+        let a: UnsafePointer<Float>, b: UnsafePointer<Float>
+        let reference: Reference
+
+        func run(_ w: Int) {
+            let m = reference.m
+            for _ in stride(from: w, to: reference.count, by: reference.threads) {
+                BLAS.Unsafe.gemm(m: m, n: m, k: m, a, lda: m, b, ldb: m, reference.c + w * m * m, ldc: m)
+            }
         }
     }
 
