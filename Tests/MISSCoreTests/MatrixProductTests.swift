@@ -223,8 +223,8 @@ import MISSTestSupport
             let t = r.time()
             #expect(t > 0 && t.isFinite && BLAS.threads == 1)
             let expected = matmul(r.a, r.b)
-            for w in 0..<r.threads {
-                #expect(Array(UnsafeBufferPointer(start: r.c + w * 40 * 40, count: 40 * 40)) == expected.storage, "\(threads) threads, output \(w)")
+            for p in 0..<r.count {
+                #expect(Array(UnsafeBufferPointer(start: r.c + p * 40 * 40, count: 40 * 40)) == expected.storage, "\(threads) threads, product \(p)")
             }
         }
     }

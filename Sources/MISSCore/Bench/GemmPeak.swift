@@ -46,7 +46,7 @@ public enum GemmPeak {
     /// shortened to 2^4 cycles).
     public final class Reference: @unchecked Sendable {
         let a: Matrix, b: Matrix
-        /// One output per thread.
+        /// One output per product.
         let c: UnsafeMutablePointer<Float>
         /// Products per timing, and their size m.
         public let count: Int, m: Int
@@ -58,8 +58,8 @@ public enum GemmPeak {
             a = .randomUniform(m, m, using: &rng)
             b = .randomUniform(m, m, using: &rng)
             self.threads = max(1, min(threads, count))
-            c = .allocate(capacity: self.threads * m * m)
-            c.initialize(repeating: 0, count: self.threads * m * m)
+            c = .allocate(capacity: count * m * m)
+            c.initialize(repeating: 0, count: count * m * m)
             self.count = count
             self.m = m
             flops = 2 * Double(m) * Double(m) * Double(m) * Double(count)
@@ -69,26 +69,17 @@ public enum GemmPeak {
 
         public func time() -> Double {
             let t0 = DispatchTime.now().uptimeNanoseconds
+            let m = self.m, out = RowSink(c)
             a.storage.withUnsafeBufferPointer { ab in
                 b.storage.withUnsafeBufferPointer { bb in
-                    let job = ReferenceJob(a: ab.baseAddress!, b: bb.baseAddress!, reference: self)
-                    if threads == 1 { job.run(0) } else { DispatchQueue.concurrentPerform(iterations: threads) { job.run($0) } }
+                    parallelBlocks(count, block: 1, workers: threads) { products in
+                        for p in products {
+                            BLAS.Unsafe.gemm(m: m, n: m, k: m, ab.baseAddress!, lda: m, bb.baseAddress!, ldb: m, out.base + p * m * m, ldc: m)
+                        }
+                    }
                 }
             }
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        }
-    }
-
-    /// Thread w of `Reference.time` computes products w, w + threads, … into its own output.
-    private struct ReferenceJob: @unchecked Sendable {
-        let a: UnsafePointer<Float>, b: UnsafePointer<Float>
-        let reference: Reference
-
-        func run(_ w: Int) {
-            let m = reference.m
-            for _ in stride(from: w, to: reference.count, by: reference.threads) {
-                BLAS.Unsafe.gemm(m: m, n: m, k: m, a, lda: m, b, ldb: m, reference.c + w * m * m, ldc: m)
-            }
         }
     }
 

@@ -280,11 +280,11 @@ public struct NodeEstimator: ParameterContainer {
                        expertOut: h.expertOut, gateWeights: h.gateWeights, towerCaches: h.towerCaches, mixed: h.mixed)
     }
 
-    /// The experts' and gates' weights side by side, packed for `RelevanceKernel`: one pass over x computes
-    /// all their products.
-    func packedHeadWeights() -> PackedKeys {
-        PackedKeys(columnsOf: (experts + gates.map(\.gate)).map(\.weight.value))
-    }
+    /// The layers whose products the head computes in one pass over x: the experts, then the gates.
+    var headLayers: [Linear] { experts + gates.map(\.gate) }
+
+    /// `headLayers`' weights side by side, packed for `RelevanceKernel`.
+    func packedHeadWeights() -> PackedKeys { PackedKeys(columnsOf: headLayers.map(\.weight.value)) }
 
     /// Eq. 15 on the rows `rows` of x (N, width; all by default): the experts, one gate and one tower per
     /// objective; logits (rows, T) and what the backward pass reads. `packed`: `packedHeadWeights()`, if
@@ -293,10 +293,9 @@ public struct NodeEstimator: ParameterContainer {
         -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
         // Every expert's and gate's products in one pass over x, row by row (`RelevanceKernel.rowwiseProduct`:
         // each output is the same chain as in its own layer's rowwise forward), then each layer's bias.
-        let layers = experts + gates.map(\.gate)
         var all = RelevanceKernel.rowwiseProduct(x, packed ?? packedHeadWeights(), rows: rows)
         let n = all.rows
-        all.addRowVector(layers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) })
+        all.addRowVector(headLayers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) })
         var offset = 0
         func next(_ width: Int) -> Matrix {
             defer { offset += width }
