@@ -156,4 +156,26 @@ import MISSModel
         #expect(f.co.positions[0] == coExpected)
         #expect(abs(f.co.weights[0].reduce(0, +) - 1) < 1e-5 && abs(f.mm.weights[0].reduce(0, +) - 1) < 1e-5)
     }
+
+    /// The training FLOP count (the bench's FLOP bound) on a configuration small enough to count by hand:
+    /// d 2, m 3 (so x is 2 + 3 + 3·2 = 11 wide), L_co 3, L_mm 4, K 2, one expert of 2, one objective with a
+    /// tower of 1, one node.
+    @Test func trainingFLOPsCountedByHand() {
+        var c = EstimatorConfig()
+        c.idDim = 2; c.coLength = 3; c.mmLength = 4; c.topK = 2; c.experts = 1; c.expertHidden = 2
+        c.towerHidden = 1; c.objectives = 1
+        // Context K and V of both windows, 2·2·(3 + 4)·2·2 = 112, and the node's two queries, 2·2·2·2 = 16;
+        // their backward (weight and input gradients) twice that: 128 + 256.
+        // Co-GSU: relevance 2·3·2 = 12, pooling 2·2·2 = 8; backward 8·2·2 = 32.
+        // MM-GSU: relevance 2·4·3 = 24, MM-SBS scores and pooling 4·2·2 = 16; backward 32.
+        // Head over x: expert 2·11·2 = 44, gate 2·11·1 = 22 (66); mixing 2·1·2 = 4, tower 2·2·1 + 2·1 = 6.
+        // Its backward: weight gradients 66, input gradients for the 8 learned columns of x 66·8/11 = 48,
+        // the rest twice (20).
+        let head = 66.0 + 10 + 66 + 48 + 20
+        #expect(NodeEstimator.trainingFLOPs(config: c, mmDim: 3, coLength: 3, mmLength: 4, nodes: 1) == 128 + 256 + 60 + 64 + head)
+        // Windows shorter than the lengths count what is there; an ablated GSU counts nothing.
+        #expect(NodeEstimator.trainingFLOPs(config: c, mmDim: 3, coLength: 10, mmLength: 10, nodes: 1) == 128 + 256 + 60 + 64 + head)
+        c.useMMGSU = false
+        #expect(NodeEstimator.trainingFLOPs(config: c, mmDim: 3, coLength: 3, mmLength: 4, nodes: 1) == 128 + 256 + 20 + 32 + head)
+    }
 }

@@ -128,12 +128,16 @@ public struct NodeEstimator: ParameterContainer {
                     case mm(e: Matrix, k: Matrix, v: Matrix) }
         let parts = parallelMap(2, workers: workers, minimumPerWorker: 1) { half -> Part in
             if half == 0 {
-                let eCo = nodeEmbedding.forward(coLeaves), kCo = matmul(eCo, wk.value)
+                let eCo = nodeEmbedding.forward(coLeaves)
+                let kCo = RelevanceKernel.rowwiseProduct(eCo, wk.value)
+                let vCo = RelevanceKernel.rowwiseProduct(eCo, wv.value)
                 let zMM = itemMM.gatherRows(mm.map(Int.init))
-                return .co(e: eCo, k: kCo, v: matmul(eCo, wv.value), packed: PackedKeys(kCo), z: zMM, zPacked: PackedKeys(zMM))
+                return .co(e: eCo, k: kCo, v: vCo, packed: PackedKeys(kCo), z: zMM, zPacked: PackedKeys(zMM))
             }
             let eMM = nodeEmbedding.forward(mmLeaves)
-            return .mm(e: eMM, k: matmul(eMM, wkMM.value), v: matmul(eMM, wvMM.value))
+            let kMM = RelevanceKernel.rowwiseProduct(eMM, wkMM.value)
+            let vMM = RelevanceKernel.rowwiseProduct(eMM, wvMM.value)
+            return .mm(e: eMM, k: kMM, v: vMM)
         }
         guard case let .co(eCo, kCo, vCo, kCoPacked, zMM, zMMPacked) = parts[0], case let .mm(eMM, kMM, vMM) = parts[1] else {
             preconditionFailure("context: parts out of order")
@@ -338,22 +342,31 @@ public struct NodeEstimator: ParameterContainer {
         precondition(f.towerCaches.count == config.objectives, "backward needs a forward pass with backwardCaches: true")
         let n = f.nodes.count, d = config.idDim, m = nodeMM.cols
         let scale = 1 / Float(d).squareRoot()
-        var dx = Matrix(rows: n, cols: f.x.cols)
-        var dExperts = experts.map { _ in Matrix(rows: n, cols: config.expertHidden) }
-        for t in 0..<config.objectives {
-            let dy = Matrix(rows: n, cols: 1, storage: (0..<n).map { dLogits[$0, t] })
-            let dF = towers[t].backward(cache: f.towerCaches[t], dy: dy)
-            let g = gates[t].backward(x: f.x, experts: f.expertOut, gateWeights: f.gateWeights[t], dOut: dF, addingInputGradientTo: &dx)
-            for e in 0..<experts.count { dExperts[e].addScaled(g[e]) }
+        // The head's layers (experts, then gates: `headLayers`) take the same x: their output gradients go
+        // side by side into dY (N, Σ outputs), and each of the two products runs once for all of them.
+        let layers = headLayers, widths = layers.map(\.outputs)
+        let offsets = widths.reduce(into: [0]) { $0.append($0.last! + $1) }
+        let dF = (0..<config.objectives).map { t in
+            towers[t].backward(cache: f.towerCaches[t], dy: Matrix(rows: n, cols: 1, storage: (0..<n).map { dLogits[$0, t] }))
         }
-        for (e, expert) in experts.enumerated() {
-            expert.backward(x: f.x, dy: ReLU.backward(y: f.expertOut[e], dy: dExperts[e]), addingInputGradientTo: &dx)
+        let dY = Self.mixtureBackward(dF: dF, gateWeights: f.gateWeights, expertOut: f.expertOut, layout: offsets)
+        // Weights: dW = xᵀ·dY for all of them at once, then each layer's block; biases: dY's column sums.
+        let dW = matmul(f.x, dY, transposeA: true), biasGrad = dY.columnSums()
+        for (l, layer) in layers.enumerated() {
+            layer.weight.grad.addScaled(dW.columns(offsets[l]..<offsets[l + 1]))
+            if let bias = layer.bias {
+                for c in 0..<widths[l] { bias.grad.storage[c] += biasGrad[offsets[l] + c] }
+            }
         }
-        // Split dx by the concat layout [e_n | z_n (frozen) | x_user | x_co | x_mm].
+        // Inputs: dx = dY·Wᵀ for the columns of x that are learned, [e_n | x_user | x_co | x_mm] (N, 4d);
+        // z_n (columns d..<d+m) is frozen and gets none.
+        let learnedColumns = Array(0..<d) + Array((d + m)..<(4 * d + m))
+        let weightRows = Matrix.hstack(layers.map(\.weight.value)).gatherRows(learnedColumns)
+        let dx = RelevanceKernel.rowwiseProduct(dY, PackedKeys(weightRows))
         var dENode = dx.columns(0..<d)
-        let dXUser = dx.columns((d + m)..<(2 * d + m)).columnSums()
-        let dXCo = dx.columns((2 * d + m)..<(3 * d + m))
-        let dXMM = dx.columns((3 * d + m)..<(4 * d + m))
+        let dXUser = dx.columns(d..<(2 * d)).columnSums()
+        let dXCo = dx.columns((2 * d)..<(3 * d))
+        let dXMM = dx.columns((3 * d)..<(4 * d))
 
         // Co-SBS / Co-GSU backward (Eq. 11–12), then MM-SBS (Eq. 13–14; the MM-GSU selection is frozen).
         let (dQ, dKCo, dVCo) = Self.selectedAttentionBackward(f.co, dX: dXCo, queries: f.q, keys: ctx.kCo, values: ctx.vCo, scale: scale)
@@ -361,7 +374,7 @@ public struct NodeEstimator: ParameterContainer {
         // Projections: Q = E_n·Wq, K = E·Wk, V = E·Wv (and the MM-SBS ones).
         func project(_ input: Matrix, _ w: Parameter, _ dOut: Matrix) -> Matrix {
             BLAS.gemm(input.view(), transposeA: true, dOut.view(), beta: 1, into: &w.grad)
-            return matmul(dOut, w.value, transposeB: true)
+            return RelevanceKernel.rowwiseProduct(dOut, PackedKeys(w.value))
         }
         dENode.addScaled(project(f.eNode, wq, dQ))
         dENode.addScaled(project(f.eNode, wqMM, dQMM))
@@ -375,6 +388,53 @@ public struct NodeEstimator: ParameterContainer {
             let rows = Matrix(rows: ctx.recentLeaves.count, cols: d, storage: (0..<ctx.recentLeaves.count).flatMap { _ in share })
             nodeEmbedding.backward(ids: ctx.recentLeaves, de: rows)
         }
+    }
+
+    /// The MMoE's backward from the towers' input gradients dF_t (N, h) down to the outputs of the layers
+    /// over x, side by side in one matrix (N, Σ outputs) at `layout`'s offsets (experts, then gates):
+    /// per row, each gate's softmax backward of dG_e = y_e·dF_t, and each expert's ReLU backward of
+    /// Σ_t g_t,e · dF_t (summed in objective order). One pass over the rows, nothing else allocated.
+    static func mixtureBackward(dF: [Matrix], gateWeights: [Matrix], expertOut: [Matrix], layout offsets: [Int]) -> Matrix {
+        let objectives = dF.count, experts = expertOut.count
+        precondition(gateWeights.count == objectives && offsets.count == experts + objectives + 1, "mixtureBackward: layout mismatch")
+        let n = dF.first?.rows ?? 0, h = expertOut.first?.cols ?? 0, width = offsets.last!
+        var dY = Matrix(rows: n, cols: width)
+        let fs = dF.map { $0.storage }, gs = gateWeights.map { $0.storage }, ys = expertOut.map { $0.storage }
+        dY.storage.withUnsafeMutableBufferPointer { out in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: experts) { dG in
+                for r in 0..<n {
+                    let row = out.baseAddress! + r * width
+                    for t in 0..<objectives {
+                        fs[t].withUnsafeBufferPointer { fb in gs[t].withUnsafeBufferPointer { gb in
+                            let f = fb.baseAddress! + r * h, g = gb.baseAddress! + r * experts
+                            // dG_e = y_e·dF_t, then the softmax backward: g_e (dG_e − Σ_e' g_e' dG_e').
+                            var mean: Float = 0
+                            for e in 0..<experts {
+                                dG[e] = ys[e].withUnsafeBufferPointer { yb in Self.dot(yb.baseAddress! + r * h, f, h) }
+                                mean += g[e] * dG[e]
+                            }
+                            let o = row + offsets[experts + t]
+                            for e in 0..<experts { o[e] = g[e] * (dG[e] - mean) }
+                        }}
+                    }
+                    for e in 0..<experts {
+                        let o = row + offsets[e]
+                        o.initialize(repeating: 0, count: h)
+                        for t in 0..<objectives {
+                            fs[t].withUnsafeBufferPointer { fb in
+                                let share = gs[t][r * experts + e]
+                                SingleThreadKernels.axpy(share, fb.baseAddress! + r * h, o, h)
+                            }
+                        }
+                        ys[e].withUnsafeBufferPointer { yb in
+                            let y = yb.baseAddress! + r * h
+                            for j in 0..<h where !(y[j] > 0) { o[j] = 0 }
+                        }
+                    }
+                }
+            }
+        }
+        return dY
     }
 
     /// Floating-point operations (a multiply-add counts 2) of one training instance: `context` over `coLength`
@@ -398,8 +458,12 @@ public struct NodeEstimator: ParameterContainer {
             forward += 2 * nn * lmm * mm + 4 * nn * kmm * d     // relevance GEMM, MM-SBS scores and pooling
             backward += 8 * nn * kmm * d
         }
-        let mmoe = e * 2 * nn * w * h + t * (2 * nn * w * e + 2 * nn * e * h + 2 * nn * h * th + 2 * nn * th)
-        return forward + mmoe + backward + 2 * mmoe
+        // The head: the experts' and gates' products over x, then the mixing and the towers. Backward: both
+        // gradients of everything, except that x's input gradient skips the frozen z_n columns (m of w).
+        let overX = e * 2 * nn * w * h + t * 2 * nn * w * e
+        let rest = t * (2 * nn * e * h + 2 * nn * h * th + 2 * nn * th)
+        let headBackward = overX + overX * (w - mm) / w + 2 * rest
+        return forward + overX + rest + backward + headBackward
     }
 
     /// Σ_k a_k · values[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node, written to `o`
