@@ -235,7 +235,9 @@ extension Bench {
                 for step in 1...(5 + steps) {
                     for _ in 0..<batch {
                         guard let inst = trainer.instance(&rng, config: tc) else { continue }
-                        let nodes = trainer.samples(inst, negatives: tc.negativesPerLevel, objectives: config.objectives, &rng).nodes.count
+                        // Each distinct node is scored once (see `LevelwiseTrainer.distinctNodes`).
+                        let samples = trainer.samples(inst, negatives: tc.negativesPerLevel, objectives: config.objectives, &rng).nodes
+                        let nodes = LevelwiseTrainer.distinctNodes(samples).nodes.count
                         let history = inst.cut - dataset.behaviours(of: inst.user).lowerBound
                         let f = NodeEstimator.trainingFLOPs(config: config, mmDim: itemMM.cols, coLength: history, mmLength: history, nodes: nodes)
                         if step > 5 { timedFlops += f }

@@ -100,4 +100,44 @@ import MISSData
         #expect(deepTotal > 100 && deepNear > deepTotal / 2)
         #expect(shallowTotal > 100 && shallowOutside > shallowTotal / 3)
     }
+
+    @Test func distinctNodesKeepFirstAppearanceOrder() {
+        let (nodes, index) = LevelwiseTrainer.distinctNodes([5, 2, 5, 9, 2, 2])
+        #expect(nodes == [5, 2, 9] && index == [0, 1, 0, 2, 1, 1])
+        #expect(LevelwiseTrainer.distinctNodes([]).nodes.isEmpty)
+    }
+
+    /// Training scores each distinct node of an instance once; its loss and gradient are those of scoring
+    /// every sample, duplicates included (up to rounding: the duplicates' gradients are summed earlier).
+    @Test func scoringEachDistinctNodeOnceGivesTheGradientOfEverySample() throws {
+        let (d, tree, split) = try world()
+        var c = EstimatorConfig()
+        c.idDim = 8; c.coLength = 40; c.mmLength = 60; c.topK = 6; c.experts = 2; c.expertHidden = 8; c.towerHidden = 4
+        c.objectives = d.objectives.count
+        var rng = Xoshiro256StarStar(seed: 8)
+        let itemMM = try ContentFeatures.build(dataset: d).matrix   // what the tree was built over
+        let trainer = LevelwiseTrainer(dataset: d, tree: tree, users: split.train)
+        var config = LevelwiseTrainer.Config()
+        config.targetsPerInstance = 4
+        let inst = try #require(trainer.instance(&rng, config: config))
+        let (nodes, labels) = trainer.samples(inst, negatives: 5, &rng)
+        let distinct = LevelwiseTrainer.distinctNodes(nodes).nodes
+        #expect(distinct.count < nodes.count)   // the shallow levels repeat nodes
+        let history = d.behaviourItems[d.behaviours(of: inst.user).lowerBound..<inst.cut]
+        let deduplicated = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 3)
+        let everySample = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 3)
+        let loss = LevelwiseTrainer.accumulateGradient(deduplicated, history: history, nodes: nodes, labels: labels)
+        let ctx = everySample.context(history: history)
+        let f = everySample.forward(ctx, nodes: nodes)
+        let (reference, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: labels)
+        everySample.backward(ctx, f, dLogits: dLogits)
+        #expect(abs(loss - reference) <= 1e-9 * abs(reference))
+        for (p, q) in zip(deduplicated.parameters, everySample.parameters) {
+            let a = p.denseGradient, b = q.denseGradient
+            let scale = max(b.maxAbs, 1e-6)
+            let worst = zip(a.storage, b.storage).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-4 * scale, "\(p.name): off by \(worst) of \(scale)")
+        }
+    }
 }
+

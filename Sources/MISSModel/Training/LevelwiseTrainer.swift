@@ -6,7 +6,8 @@ import MISSData
 /// is what came before, the targets the next few behaviours. For every target and every level h ≥ 1
 /// the target's ancestor is a positive (label t = whether the behaviour has objective t, Eq. 4) and
 /// `negatives` random nodes of the same level are negatives; the loss is BCE summed over levels,
-/// nodes and objectives (Eq. 5–6). One forward pass scores all of an instance's nodes together.
+/// nodes and objectives (Eq. 5–6). One forward pass scores all of an instance's nodes together, each distinct
+/// node once.
 public struct LevelwiseTrainer {
     public struct Config: Sendable {
         public var negativesPerLevel = 5
@@ -104,6 +105,37 @@ public struct LevelwiseTrainer {
         return (nodes, Matrix(rows: nodes.count, cols: t, storage: labels))
     }
 
+    /// An instance's nodes once each, in order of first appearance, and each sample's index among them.
+    /// An instance repeats nodes: its targets share their ancestors near the root, and the few nodes of the
+    /// shallow levels are drawn again and again as negatives.
+    public static func distinctNodes(_ nodes: [Int]) -> (nodes: [Int], index: [Int]) {
+        var slot: [Int: Int] = [:], distinct: [Int] = []
+        slot.reserveCapacity(nodes.count)
+        let index = nodes.map { node -> Int in
+            if let s = slot[node] { return s }
+            slot[node] = distinct.count
+            distinct.append(node)
+            return distinct.count - 1
+        }
+        return (distinct, index)
+    }
+
+    /// One instance's BCE (summed over its samples and objectives) and its gradient, added to `estimator`'s.
+    /// The estimator scores each distinct node once; a node's dL/dlogit is the sum over the samples that
+    /// hold it (the loss is a sum over samples, Eq. 5–6), so the gradient is that of scoring every sample.
+    static func accumulateGradient(_ estimator: NodeEstimator, history: ArraySlice<Int32>, nodes: [Int], labels: Matrix) -> Double {
+        let (distinct, index) = distinctNodes(nodes)
+        let ctx = estimator.context(history: history, workers: 1)
+        let f = estimator.forward(ctx, nodes: distinct)
+        let (loss, dSamples) = BCEWithLogits.loss(logits: f.logits.gatherRows(index), labels: labels)
+        var dLogits = Matrix(rows: distinct.count, cols: dSamples.cols)
+        for (i, u) in index.enumerated() {
+            for t in 0..<dSamples.cols { dLogits[u, t] += dSamples[i, t] }
+        }
+        estimator.backward(ctx, f, dLogits: dLogits)
+        return loss
+    }
+
     /// Gradient shards per step: a constant, so that results do not depend on the core count.
     static let gradientShards = 4
 
@@ -148,7 +180,7 @@ public struct LevelwiseTrainer {
             let costs = chains.map { chain in
                 chain.map { j -> Double in
                     let h = jobs[j].history.count
-                    return Double(jobs[j].nodes.count) * Double(min(h, estimator.config.coLength)
+                    return Double(Set(jobs[j].nodes).count) * Double(min(h, estimator.config.coLength)
                                                                 + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
                 }
             }
@@ -160,11 +192,7 @@ public struct LevelwiseTrainer {
             // A shard's sums are touched only by whoever runs its current instance.
             parallelChains(costs: costs) { w, item in
                 let replica = replicas[w], j = chains[w][item]
-                let ctx = replica.context(history: jobs[j].history, workers: 1)
-                let f = replica.forward(ctx, nodes: jobs[j].nodes)
-                let (l, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: jobs[j].labels)
-                replica.backward(ctx, f, dLogits: dLogits)
-                losses[w] += l
+                losses[w] += Self.accumulateGradient(replica, history: jobs[j].history, nodes: jobs[j].nodes, labels: jobs[j].labels)
                 counts[w] += jobs[j].nodes.count
             }
             estimator.zeroGrad()
