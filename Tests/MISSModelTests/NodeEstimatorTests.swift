@@ -178,4 +178,26 @@ import MISSModel
         c.useMMGSU = false
         #expect(NodeEstimator.trainingFLOPs(config: c, mmDim: 3, coLength: 3, mmLength: 4, nodes: 1) == 128 + 256 + 20 + 32 + head)
     }
+
+    /// The head (experts and gates in one product, the rest row by row) gives the logits of its layers'
+    /// own forward passes, bit for bit: towers narrower and wider than the experts, any row blocks.
+    @Test(arguments: [4, 12])
+    func headIsItsLayersBitForBit(towerHidden: Int) {
+        var rng = Xoshiro256StarStar(seed: 4)
+        let itemMM = Matrix.randomNormal(60, 8, using: &rng).l2NormalizedRows()
+        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
+        var c = EstimatorConfig()
+        c.idDim = 8; c.experts = 3; c.expertHidden = 8; c.towerHidden = towerHidden; c.objectives = 2
+        let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 1)
+        for p in est.parameters { p.value = .randomNormal(p.value.rows, p.value.cols, std: 0.5, using: &rng) }
+        let x = Matrix.randomNormal(11, c.inputWidth(mmDim: 8), using: &rng)
+        let expertOut = est.experts.map { ReLU.forward($0.forward(x)) }
+        var reference = Matrix(rows: x.rows, cols: c.objectives)
+        for t in 0..<c.objectives {
+            let y = est.towers[t].forward(est.gates[t].forward(x: x, experts: expertOut).out).y
+            for r in 0..<x.rows { reference[r, t] = y[r, 0] }
+        }
+        for blocks in [1, 3] { #expect(est.headLogits(x, rowBlocks: blocks).storage == reference.storage) }
+    }
 }
+

@@ -291,30 +291,53 @@ public struct NodeEstimator: ParameterContainer {
     func packedHeadWeights() -> PackedKeys { PackedKeys(columnsOf: headLayers.map(\.weight.value)) }
 
     /// Eq. 15 on the rows `rows` of x (N, width; all by default): the experts, one gate and one tower per
-    /// objective; logits (rows, T) and what the backward pass reads. `packed`: `packedHeadWeights()`, if
-    /// the caller already has it.
-    func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil)
+    /// objective; logits (rows, T) and, with `caches`, what the backward pass reads. `packed`:
+    /// `packedHeadWeights()`, if the caller already has it.
+    ///
+    /// Every expert's and gate's products in one pass over x (`RelevanceKernel.rowwiseProduct`), then per
+    /// row the biases, the experts' ReLU and each gate's softmax and mixture Σ_e g_e·y_e (in expert order),
+    /// and the towers over all rows. Every value as the layers' own forward passes compute it (tested),
+    /// so a row's logits do not depend on the other rows.
+    func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil, caches: Bool = true)
         -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
-        // Every expert's and gate's products in one pass over x, row by row (`RelevanceKernel.rowwiseProduct`:
-        // each output is the same chain as in its own layer's rowwise forward), then each layer's bias.
         var all = RelevanceKernel.rowwiseProduct(x, packed ?? packedHeadWeights(), rows: rows)
-        let n = all.rows
-        all.addRowVector(headLayers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) })
-        var offset = 0
-        func next(_ width: Int) -> Matrix {
-            defer { offset += width }
-            return all.columns(offset..<(offset + width))
+        let n = all.rows, width = all.cols
+        let bias = headLayers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) }
+        let ne = experts.count, h = config.expertHidden, objectives = config.objectives
+        precondition(experts.allSatisfy { $0.outputs == h } && gates.allSatisfy { $0.experts == ne } && width == ne * h + objectives * ne,
+                     "head: layer shapes do not match the configuration")
+        var expertOut = caches ? (0..<ne).map { _ in Matrix(rows: n, cols: h) } : []
+        var gateWeights = caches ? (0..<objectives).map { _ in Matrix(rows: n, cols: ne) } : []
+        var mixed = (0..<objectives).map { _ in Matrix(rows: n, cols: h) }
+        all.storage.withUnsafeMutableBufferPointer { allBuffer in
+            for r in 0..<n {
+                let row = allBuffer.baseAddress! + r * width
+                for j in 0..<width { row[j] += bias[j] }
+                // The experts' ReLU, as `ReLU.forward` (0 ≥ v ? 0 : v).
+                for j in 0..<(ne * h) { row[j] = 0 >= row[j] ? 0 : row[j] }
+                if caches {
+                    for e in 0..<ne { expertOut[e].storage.withUnsafeMutableBufferPointer { ($0.baseAddress! + r * h).update(from: row + e * h, count: h) } }
+                }
+                for t in 0..<objectives {
+                    // Gate t: softmax of its logits (in place), then the mixture in expert order from zero.
+                    let g = row + ne * h + t * ne
+                    Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: g, count: ne))
+                    mixed[t].storage.withUnsafeMutableBufferPointer { mb in
+                        let f = mb.baseAddress! + r * h
+                        for e in 0..<ne { SingleThreadKernels.axpy(g[e], row + e * h, f, h) }
+                    }
+                    if caches { gateWeights[t].storage.withUnsafeMutableBufferPointer { ($0.baseAddress! + r * ne).update(from: g, count: ne) } }
+                }
+            }
         }
-        let expertOut = experts.map { ReLU.forward(next($0.outputs)) }
-        var logits = Matrix(rows: n, cols: config.objectives)
-        var gateWeights: [Matrix] = [], towerCaches: [MLP.Cache] = [], mixed: [Matrix] = []
-        for t in 0..<config.objectives {
-            let (f, g) = gates[t].forward(logits: next(gates[t].experts), experts: expertOut)
-            let (y, cache) = towers[t].forward(f)
+        var logits = Matrix(rows: n, cols: objectives)
+        var towerCaches: [MLP.Cache] = []
+        for t in 0..<objectives {
+            let (y, cache) = towers[t].forward(mixed[t])
             for r in 0..<n { logits[r, t] = y[r, 0] }
-            gateWeights.append(g); towerCaches.append(cache); mixed.append(f)
+            if caches { towerCaches.append(cache) }
         }
-        return (logits, expertOut, gateWeights, towerCaches, mixed)
+        return (logits, expertOut, gateWeights, towerCaches, caches ? mixed : [])
     }
 
     /// The head's logits with the rows in contiguous blocks, one per core (fewer for small batches). A
@@ -328,9 +351,9 @@ public struct NodeEstimator: ParameterContainer {
     /// bit for bit, whatever the blocks (the head's layers are `rowwise`; tested).
     public func headLogits(_ x: Matrix, rowBlocks: Int) -> Matrix {
         let n = x.rows, w = min(max(1, rowBlocks), max(1, n))
-        if w == 1 { return head(x).logits }
+        if w == 1 { return head(x, caches: false).logits }
         let bounds = (0...w).map { $0 * n / w }, packed = packedHeadWeights()
-        let parts = parallelMap(w, workers: w, minimumPerWorker: 1) { b in head(x, rows: bounds[b]..<bounds[b + 1], packed: packed).logits }
+        let parts = parallelMap(w, workers: w, minimumPerWorker: 1) { b in head(x, rows: bounds[b]..<bounds[b + 1], packed: packed, caches: false).logits }
         return Matrix.vstack(parts)
     }
 
