@@ -517,6 +517,27 @@ public struct NodeEstimator: ParameterContainer {
         return s
     }
 
+    /// a·b with a short dependency chain, for the backward pass's many independent dots: 8-lane products
+    /// summed into two accumulators (alternate chunks), then added pairwise down to one value. A different
+    /// order from `dot` (so slightly different roundings), fixed: the same value on every run.
+    @inline(__always) static func shortChainDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var even = SIMD8<Float>(), odd = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= n {
+            even += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+            odd += UnsafeRawPointer(a + i + 8).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+            i += 16
+        }
+        if i + 8 <= n {
+            even += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        let eight = even + odd, four = eight.lowHalf + eight.highHalf, two = four.lowHalf + four.highHalf
+        var s = two[0] + two[1]
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
     /// Backward of attention over each node's selected positions with scores s_k = q·K[top_k]·scale,
     /// weights a = softmax(s) and output Σ a_k V[top_k]: returns dQ (N, d), dK and dV (L, d).
     ///
@@ -591,7 +612,7 @@ public struct NodeEstimator: ParameterContainer {
                 if entries.isEmpty { (dVp + pos * d).update(repeating: 0, count: d); continue }
                 for i in entries {
                     let e = Int(byPosition[i])
-                    g[e] = Self.dot(dXp + Int(entryRow[e]) * d, vRow, d)
+                    g[e] = Self.shortChainDot(dXp + Int(entryRow[e]) * d, vRow, d)
                 }
                 Self.sumOfScaledRows(into: dVp + pos * d, d, entries) { i in
                     let e = Int(byPosition[i])

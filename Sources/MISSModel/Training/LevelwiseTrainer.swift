@@ -180,7 +180,7 @@ public struct LevelwiseTrainer {
             let costs = chains.map { chain in
                 chain.map { j -> Double in
                     let h = jobs[j].history.count
-                    return Double(Set(jobs[j].nodes).count) * Double(min(h, estimator.config.coLength)
+                    return Double(Self.distinctNodes(jobs[j].nodes).nodes.count) * Double(min(h, estimator.config.coLength)
                                                                 + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
                 }
             }
