@@ -38,7 +38,8 @@ public struct Adam: Optimizer {
             mp.withUnsafeMutableBufferPointer { mb in
                 vp.withUnsafeMutableBufferPointer { vb in
                     let m = mb.baseAddress!, v = vb.baseAddress!
-                    p.updateRunsWithGradient { value, g, offset, n in
+                    // On all cores: every element's update is its own (the same values however split).
+                    p.updateRunsWithGradient(workers: Cores.count) { value, g, offset, n in
                         Self.update(value, m + offset, v + offset, g, n, lr: lr, b1: b1, b2: b2, c1: c1, c2: c2, eps: eps)
                     }
                 }
@@ -114,23 +115,32 @@ public struct Adagrad: Optimizer {
 extension Parameter {
     /// Calls `update(values + offset, gradient, offset, n)` for every run of n consecutive elements that
     /// have a gradient (offset: the run's flat index in `value`): the whole matrix for a dense parameter,
-    /// each touched row for a sparse one.
+    /// each touched row for a sparse one. With `workers` > 1 the runs (a large dense matrix: pieces of it)
+    /// are shared out over that many threads, each run to one of them: `update` must only touch its run.
     @inline(__always)
-    func updateRunsWithGradient(_ update: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void) {
+    func updateRunsWithGradient(workers: Int = 1, _ update: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void) {
         let cols = value.cols
         if isSparse {
             let sparse = sparseGrad
             value.storage.withUnsafeMutableBufferPointer { values in
                 sparse.flat.withUnsafeBufferPointer { flat in
-                    for (k, row) in sparse.rowIndices.enumerated() {
-                        update(values.baseAddress! + row * cols, flat.baseAddress! + k * cols, row * cols, cols)
+                    let v = values.baseAddress!, f = flat.baseAddress!
+                    parallelBlocks(sparse.rowIndices.count, block: 1024, workers: workers) { rows in
+                        for k in rows {
+                            let row = sparse.rowIndices[k]
+                            update(v + row * cols, f + k * cols, row * cols, cols)
+                        }
                     }
                 }
             }
         } else {
             grad.storage.withUnsafeBufferPointer { g in
                 value.storage.withUnsafeMutableBufferPointer { values in
-                    if values.count > 0 { update(values.baseAddress!, g.baseAddress!, 0, values.count) }
+                    guard values.count > 0 else { return }
+                    let v = values.baseAddress!, gb = g.baseAddress!
+                    parallelBlocks(values.count, block: 32_768, workers: workers) { piece in
+                        update(v + piece.lowerBound, gb + piece.lowerBound, piece.lowerBound, piece.count)
+                    }
                 }
             }
         }
