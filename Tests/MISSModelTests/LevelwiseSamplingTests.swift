@@ -121,12 +121,12 @@ import MISSData
         config.targetsPerInstance = 4
         let inst = try #require(trainer.instance(&rng, config: config))
         let (nodes, labels) = trainer.samples(inst, negatives: 5, &rng)
-        let distinct = LevelwiseTrainer.distinctNodes(nodes).nodes
-        #expect(distinct.count < nodes.count)   // the shallow levels repeat nodes
+        let distinct = LevelwiseTrainer.distinctNodes(nodes)
+        #expect(distinct.nodes.count < nodes.count)   // the shallow levels repeat nodes
         let history = d.behaviourItems[d.behaviours(of: inst.user).lowerBound..<inst.cut]
         let deduplicated = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 3)
         let everySample = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 3)
-        let loss = LevelwiseTrainer.accumulateGradient(deduplicated, history: history, nodes: nodes, labels: labels)
+        let loss = LevelwiseTrainer.accumulateGradient(deduplicated, history: history, samples: distinct, labels: labels)
         let ctx = everySample.context(history: history)
         let f = everySample.forward(ctx, nodes: nodes)
         let (reference, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: labels)

@@ -120,11 +120,13 @@ public struct LevelwiseTrainer {
         return (distinct, index)
     }
 
-    /// One instance's BCE (summed over its samples and objectives) and its gradient, added to `estimator`'s.
-    /// The estimator scores each distinct node once; a node's dL/dlogit is the sum over the samples that
-    /// hold it (the loss is a sum over samples, Eq. 5–6), so the gradient is that of scoring every sample.
-    static func accumulateGradient(_ estimator: NodeEstimator, history: ArraySlice<Int32>, nodes: [Int], labels: Matrix) -> Double {
-        let (distinct, index) = distinctNodes(nodes)
+    /// One instance's BCE (summed over its samples and objectives) and its gradient, added to `estimator`'s;
+    /// `samples`: the samples' nodes as `distinctNodes` gives them. The estimator scores each distinct node once; a
+    /// node's dL/dlogit is the sum over the samples that hold it (the loss is a sum over samples, Eq. 5–6),
+    /// so the gradient is that of scoring every sample.
+    static func accumulateGradient(_ estimator: NodeEstimator, history: ArraySlice<Int32>,
+                                   samples: (nodes: [Int], index: [Int]), labels: Matrix) -> Double {
+        let (distinct, index) = samples
         let ctx = estimator.context(history: history, workers: 1)
         let f = estimator.forward(ctx, nodes: distinct)
         let (loss, dSamples) = BCEWithLogits.loss(logits: f.logits.gatherRows(index), labels: labels)
@@ -165,12 +167,12 @@ public struct LevelwiseTrainer {
         let shards = max(1, min(Self.gradientShards, config.instancesPerBatch))
         let replicas = (0..<shards).map { _ in estimator.gradientReplica() }
         for step in 1...max(1, config.steps) {
-            var jobs: [(history: ArraySlice<Int32>, nodes: [Int], labels: Matrix)] = []
+            var jobs: [(history: ArraySlice<Int32>, samples: (nodes: [Int], index: [Int]), labels: Matrix)] = []
             for _ in 0..<config.instancesPerBatch {
                 guard let inst = instance(&rng, config: config) else { continue }
                 let (nodes, labels) = samples(inst, negatives: config.negativesPerLevel, objectives: estimator.config.objectives,
                                               near: config.nearNegatives, nearSpan: config.nearSpan, nearFrom: config.nearFromLevel, &rng)
-                jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], nodes, labels))
+                jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], Self.distinctNodes(nodes), labels))
             }
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
             // Each shard is a chain: its instances run one after another, in order, into its replica. The
@@ -180,7 +182,7 @@ public struct LevelwiseTrainer {
             let costs = chains.map { chain in
                 chain.map { j -> Double in
                     let h = jobs[j].history.count
-                    return Double(Self.distinctNodes(jobs[j].nodes).nodes.count) * Double(min(h, estimator.config.coLength)
+                    return Double(jobs[j].samples.nodes.count) * Double(min(h, estimator.config.coLength)
                                                                 + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
                 }
             }
@@ -192,8 +194,8 @@ public struct LevelwiseTrainer {
             // A shard's sums are touched only by whoever runs its current instance.
             parallelChains(costs: costs) { w, item in
                 let replica = replicas[w], j = chains[w][item]
-                losses[w] += Self.accumulateGradient(replica, history: jobs[j].history, nodes: jobs[j].nodes, labels: jobs[j].labels)
-                counts[w] += jobs[j].nodes.count
+                losses[w] += Self.accumulateGradient(replica, history: jobs[j].history, samples: jobs[j].samples, labels: jobs[j].labels)
+                counts[w] += jobs[j].samples.index.count
             }
             estimator.zeroGrad()
             for r in replicas {
