@@ -38,6 +38,53 @@ public func parallelBlocks(_ n: Int, block: Int, workers: Int = Cores.count, _ b
     }
 }
 
+/// `body(worker, range)` over 0..<n in blocks that shrink toward the end ("guided"): each block is about
+/// 1/(2·workers) of the rows still left, rounded up to a multiple of `minBlock` and at most `maxBlock`, so
+/// the workers finish within a small block of each other instead of up to a whole `maxBlock`. The blocks'
+/// bounds depend only on n and the arguments, not on which worker takes which; `worker` (0..<workers) is
+/// for per-worker scratch. `body` must write only state that belongs to its range (or to its worker).
+public func parallelGuidedBlocks(_ n: Int, maxBlock: Int, minBlock: Int, workers: Int = Cores.count,
+                                 _ body: (_ worker: Int, _ rows: Range<Int>) -> Void) {
+    precondition(minBlock >= 1 && maxBlock >= minBlock, "parallelGuidedBlocks: blocks \(minBlock)…\(maxBlock)")
+    let w = max(1, min(workers, (n + minBlock - 1) / minBlock))
+    let bounds = guidedBlockBounds(n, maxBlock: maxBlock, minBlock: minBlock, workers: w)
+    if w == 1 {
+        for b in 0..<(bounds.count - 1) { body(0, bounds[b]..<bounds[b + 1]) }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let job = GuidedJob(bounds: bounds, next: BlockCounter(), body: body)
+        DispatchQueue.concurrentPerform(iterations: w) { job.run(worker: $0) }
+    }
+}
+
+/// The block bounds of `parallelGuidedBlocks`: 0, …, n.
+public func guidedBlockBounds(_ n: Int, maxBlock: Int, minBlock: Int, workers: Int) -> [Int] {
+    var bounds = [0], start = 0
+    while start < n {
+        let left = n - start
+        let share = (left + 2 * workers - 1) / (2 * workers)
+        let size = min(left, min(maxBlock, max(minBlock, (share + minBlock - 1) / minBlock * minBlock)))
+        start += size
+        bounds.append(start)
+    }
+    return bounds
+}
+
+private struct GuidedJob: @unchecked Sendable {
+    let bounds: [Int]
+    let next: BlockCounter
+    let body: (Int, Range<Int>) -> Void
+
+    func run(worker: Int) {
+        while true {
+            let b = next.take()
+            if b >= bounds.count - 1 { return }
+            body(worker, bounds[b]..<bounds[b + 1])
+        }
+    }
+}
+
 private struct BlocksJob: @unchecked Sendable {
     let n: Int, block: Int, blocks: Int
     let next: BlockCounter

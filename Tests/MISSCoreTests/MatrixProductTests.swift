@@ -187,6 +187,30 @@ import MISSTestSupport
         }
     }
 
+    @Test func guidedBlocksShrinkTowardTheEndAndVisitEveryIndexOnce() {
+        // By hand: 800 rows, blocks 6…36, 2 workers: ⌈left/4⌉ rounded up to a multiple of 6, at most 36. That
+        // is 36 while more than 120 rows are left: 19 blocks, 116 left; then 116 → 30, 86 → 24, 62 → 18,
+        // 44 → 12, 32 → 12, 20 → 6, 14 → 6, 8 → 6, and the last 2.
+        let b = guidedBlockBounds(800, maxBlock: 36, minBlock: 6, workers: 2)
+        let sizes = zip(b.dropFirst(), b).map { $0 - $1 }
+        #expect(b.first == 0 && b.last == 800)
+        #expect(sizes == Array(repeating: 36, count: 19) + [30, 24, 18, 12, 12, 6, 6, 6, 2])
+        #expect(guidedBlockBounds(5, maxBlock: 36, minBlock: 6, workers: 2) == [0, 5])
+        #expect(guidedBlockBounds(0, maxBlock: 36, minBlock: 6, workers: 2) == [0])
+        for (n, workers) in [(0, 2), (1, 2), (5, 3), (97, 2), (800, 2), (800, 1), (130, 4)] {
+            let seen = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(1, n))
+            defer { seen.deallocate() }
+            _ = seen.initialize(from: repeatElement(0, count: max(1, n)))
+            let sink = seen, bounds = guidedBlockBounds(n, maxBlock: 36, minBlock: 6, workers: max(1, min(workers, (n + 5) / 6)))
+            parallelGuidedBlocks(n, maxBlock: 36, minBlock: 6, workers: workers) { worker, range in
+                #expect(worker >= 0 && worker < workers)
+                #expect(bounds.contains(range.lowerBound) && bounds.contains(range.upperBound))
+                for i in range { sink[i] += 1 }
+            }
+            #expect(n == 0 || seen.allSatisfy { $0 == 1 }, "n \(n), \(workers) workers")
+        }
+    }
+
     @Test func hstackPlacesThePartsSideBySide() {
         let a = Matrix([[1, 2], [3, 4]]), b = Matrix([[5], [6]]), empty = Matrix(rows: 2, cols: 0)
         #expect(Matrix.hstack([a, empty, b]) == Matrix([[1, 2, 5], [3, 4, 6]]))

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import MISSCore
 import MISSTestSupport
-import MISSModel
+@testable import MISSModel
 
 @Suite struct NodeEstimatorTests {
     func tiny(useCo: Bool = true, useMM: Bool = true) -> (NodeEstimator, IndexTree, [Int32]) {
@@ -74,9 +74,10 @@ import MISSModel
     }
 
     @Test func scoringInRowBlocksGivesTheTrainingForwardsLogitsBitForBit() {
-        // Beam search and evaluation score with backwardCaches: false (the MMoE head in row blocks on all
-        // cores); training and the gradient check run the whole batch. The head's layers are rowwise, so a
-        // row's logits cannot depend on the blocks. (With BLAS they did: measured, a few units in the last place.)
+        // Beam search and evaluation score with backwardCaches: false (`scoringForward`: every stage of a row,
+        // head included, in blocks of rows on all cores); training and the gradient check run the whole batch.
+        // Every stage is rowwise, so a row's logits cannot depend on the blocks. (With BLAS they did: measured,
+        // a few units in the last place.)
         var rng = Xoshiro256StarStar(seed: 77)
         let itemMM = Matrix.randomNormal(300, 16, using: &rng).l2NormalizedRows()
         let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
@@ -95,6 +96,13 @@ import MISSModel
         #expect(whole.logits.maxAbs > 0.5)
         #expect(close(scoring.logits, whole.logits))
         #expect(est.forward(ctx, nodes: nodes, keepSelections: false, backwardCaches: false).logits.storage == scoring.logits.storage)
+        #expect(scoring.co.positions.isEmpty && scoring.mm.positions.isEmpty)
+        // With the selections kept (the explorer's trace): both GSUs' selections of the training forward pass.
+        let traced = est.forward(ctx, nodes: nodes, keepSelections: true, backwardCaches: false)
+        #expect(traced.logits.storage == whole.logits.storage)
+        #expect(traced.co.positions == whole.co.positions && traced.co.scores == whole.co.scores && traced.co.weights == whole.co.weights)
+        #expect(traced.mm.positions == whole.mm.positions && traced.mm.scores == whole.mm.scores && traced.mm.weights == whole.mm.weights)
+        #expect(traced.co.positions.count == nodes.count && traced.mm.positions.count == nodes.count)
         // Any blocks, including ragged ones and more blocks than cores; a different head gives other logits.
         let x = Matrix.randomNormal(nodes.count, c.inputWidth(mmDim: 16), using: &rng)
         let one = est.headLogits(x, rowBlocks: 1)
@@ -181,7 +189,7 @@ import MISSModel
 
     /// The head (experts and gates in one product, the rest row by row) gives the logits of its layers'
     /// own forward passes, bit for bit: towers narrower and wider than the experts, any row blocks.
-    @Test(arguments: [4, 12])
+    @Test(arguments: [4, 12, 20])
     func headIsItsLayersBitForBit(towerHidden: Int) {
         var rng = Xoshiro256StarStar(seed: 4)
         let itemMM = Matrix.randomNormal(60, 8, using: &rng).l2NormalizedRows()
@@ -198,6 +206,10 @@ import MISSModel
             for r in 0..<x.rows { reference[r, t] = y[r, 0] }
         }
         for blocks in [1, 3] { #expect(est.headLogits(x, rowBlocks: blocks).storage == reference.storage) }
+        // Scoring's towers on weights packed once (the bias and ReLU of each layer, the rows closed up in place).
+        let packed = est.packedTowerWeights()
+        #expect(est.head(x, caches: false, packedTowers: packed).logits.storage == reference.storage)
+        #expect(est.head(x, rows: 2..<9, caches: false, packedTowers: packed).logits.storage == reference.rows(2..<9).storage)
     }
 }
 

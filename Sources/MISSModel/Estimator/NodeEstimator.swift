@@ -196,14 +196,13 @@ public struct NodeEstimator: ParameterContainer {
 
     /// `keepSelections: false` (beam search without a trace) skips keeping both GSUs' per-node selections
     /// in `co` and `mm` (left empty; the backward pass and the explorer need them): the same logits.
-    /// `backwardCaches: false` (scoring: beam search, evaluation) runs the MMoE head on all cores in row
-    /// blocks and keeps nothing for the backward pass: the same logits, bit for bit.
+    /// `backwardCaches: false` (scoring: beam search, evaluation) runs `scoringForward` on all cores and keeps
+    /// nothing for the backward pass: the same logits, bit for bit. With `backwardCaches` (training, one
+    /// instance per core) the pass runs on the calling thread.
     public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true, backwardCaches: Bool = true) -> Forward {
+        if !backwardCaches { return scoringForward(ctx, nodes: nodes, keepSelections: keepSelections) }
         let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = config.inputWidth(mmDim: m)
         let scale = 1 / Float(d).squareRoot()
-        // Scoring (one call per beam-search level) spreads the per-node work over the cores; training already
-        // runs one instance per core.
-        let workers = backwardCaches ? 1 : Cores.count
         let table = nodeEmbedding.table.value
         precondition(table.cols == d && table.rows == nodeMM.rows, "forward: node tables do not match the configuration")
         for node in nodes { precondition(node >= 0 && node < table.rows, "forward: node \(node) out of 0..<\(table.rows)") }
@@ -223,8 +222,8 @@ public struct NodeEstimator: ParameterContainer {
             nodeMM.storage.withUnsafeBufferPointer { mb in
             ctx.xUser.storage.withUnsafeBufferPointer { ub in
                 let eOut = RowSink(eb.baseAddress!), zOut = RowSink(zb.baseAddress!)
-                parallelBlocks(n, block: 256, workers: workers) { rows in
-                    for r in rows {
+                do {
+                    for r in 0..<n {
                         let e = tb.baseAddress! + nodes[r] * d, z = mb.baseAddress! + nodes[r] * m, row = xOut.base + r * width
                         (eOut.base + r * d).update(from: e, count: d)
                         (zOut.base + r * m).update(from: z, count: m)
@@ -237,8 +236,8 @@ public struct NodeEstimator: ParameterContainer {
                 }
             }}}}}
             // Row by row (see `RelevanceKernel.rowwiseProduct`): a node's scores do not depend on the other candidates.
-            q = RelevanceKernel.rowwiseProduct(eNode, wq.value, workers: workers)
-            qMM = RelevanceKernel.rowwiseProduct(eNode, wqMM.value, workers: workers)
+            q = RelevanceKernel.rowwiseProduct(eNode, wq.value)
+            qMM = RelevanceKernel.rowwiseProduct(eNode, wqMM.value)
             let k = config.topK
             if useCo {
                 let vCo = ctx.vCo, xCo = RowSink(xOut.base + 2 * d + m)
@@ -274,11 +273,6 @@ public struct NodeEstimator: ParameterContainer {
             initialized = n * width
         }
         let x = Matrix(rows: n, cols: width, storage: xStorage)
-        if !backwardCaches {
-            let lg = headLogitsInRowBlocks(x)
-            return Forward(nodes: nodes, logits: lg, co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
-                           expertOut: [], gateWeights: [], towerCaches: [], mixed: [])
-        }
         let h = head(x)
         return Forward(nodes: nodes, logits: h.logits, co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
                        expertOut: h.expertOut, gateWeights: h.gateWeights, towerCaches: h.towerCaches, mixed: h.mixed)
@@ -298,7 +292,9 @@ public struct NodeEstimator: ParameterContainer {
     /// row the biases, the experts' ReLU and each gate's softmax and mixture Σ_e g_e·y_e (in expert order),
     /// and the towers over all rows. Every value as the layers' own forward passes compute it (tested),
     /// so a row's logits do not depend on the other rows.
-    func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil, caches: Bool = true)
+    /// `packedTowers` (scoring, with `caches: false`): `packedTowerWeights()`, so that the towers run on weights
+    /// packed once per level instead of once per layer and call (the same values).
+    func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil, caches: Bool = true, packedTowers: [[PackedKeys]]? = nil)
         -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
         var all = RelevanceKernel.rowwiseProduct(x, packed ?? packedHeadWeights(), rows: rows)
         let n = all.rows, width = all.cols
@@ -331,6 +327,13 @@ public struct NodeEstimator: ParameterContainer {
             }
         }
         var logits = Matrix(rows: n, cols: objectives)
+        if !caches, let packedTowers {
+            for t in 0..<objectives {
+                let y = mixed[t].storage.withUnsafeBufferPointer { Self.towerOutputs(towers[t], packedTowers[t], $0.baseAddress!, rows: n) }
+                for r in 0..<n { logits[r, t] = y[r] }
+            }
+            return (logits, [], [], [], [])
+        }
         var towerCaches: [MLP.Cache] = []
         for t in 0..<objectives {
             let (y, cache) = towers[t].forward(mixed[t])
@@ -338,13 +341,6 @@ public struct NodeEstimator: ParameterContainer {
             if caches { towerCaches.append(cache) }
         }
         return (logits, expertOut, gateWeights, towerCaches, caches ? mixed : [])
-    }
-
-    /// The head's logits with the rows in contiguous blocks, one per core (fewer for small batches). A
-    /// level's MMoE is ≈ 10 small products (experts, gates, towers) and the gate/ReLU loops between them,
-    /// which would otherwise run on one core.
-    func headLogitsInRowBlocks(_ x: Matrix) -> Matrix {
-        headLogits(x, rowBlocks: min(Cores.count, x.rows / Self.minimumHeadBlock))
     }
 
     /// The head's logits (N, T) computed in `rowBlocks` contiguous row blocks in parallel: the same logits,
@@ -356,9 +352,6 @@ public struct NodeEstimator: ParameterContainer {
         let parts = parallelMap(w, workers: w, minimumPerWorker: 1) { b in head(x, rows: bounds[b]..<bounds[b + 1], packed: packed, caches: false).logits }
         return Matrix.vstack(parts)
     }
-
-    /// Rows below which the head runs in one block.
-    static let minimumHeadBlock = 64
 
     /// Accumulates every parameter's gradient for dLoss/dLogits (N, T).
     public func backward(_ ctx: UserContext, _ f: Forward, dLogits: Matrix) {

@@ -1,0 +1,152 @@
+import MISSCore
+
+extension NodeEstimator {
+    /// Rows of a scoring block: at most `scoringBlock` (its GSU relevances, 36 × L_mm floats, stay in the
+    /// core's cache while the top-K reads them), and blocks shrink to `scoringMinimumBlock` toward the end of
+    /// a level (see `parallelGuidedBlocks`).
+    static let scoringBlock = 36
+    static let scoringMinimumBlock = 6
+
+    /// The scoring forward pass (`forward(_:nodes:keepSelections:backwardCaches: false)`): the logits of the
+    /// training forward pass, bit for bit, in one parallel pass over blocks of candidate rows. A worker takes
+    /// a block and computes everything for its rows — e_n and z_n, both queries, each GSU's relevances and
+    /// top-K, the ESU's attention and pooling into x, then the MMoE head on the block's x — so a level has
+    /// one parallel region instead of one per stage, and the last blocks are small, so the cores finish
+    /// together. Every stage is row by row (`RelevanceKernel`, the rowwise head), so a row's values do not
+    /// depend on its block. `Forward` carries the logits and, with `keepSelections`, both GSUs' selections;
+    /// nothing for the backward pass.
+    func scoringForward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool) -> Forward {
+        let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = config.inputWidth(mmDim: m)
+        let objectives = config.objectives, k = config.topK
+        let scale = 1 / Float(d).squareRoot()
+        let table = nodeEmbedding.table.value
+        precondition(table.cols == d && table.rows == nodeMM.rows, "forward: node tables do not match the configuration")
+        for node in nodes { precondition(node >= 0 && node < table.rows, "forward: node \(node) out of 0..<\(table.rows)") }
+        let useCo = config.useCoGSU && !ctx.coItems.isEmpty, useMM = config.useMMGSU && !ctx.mmItems.isEmpty
+        var logits = Matrix(rows: n, cols: objectives)
+        var co = GSUResult(positions: [], scores: [], weights: [])
+        var mm = GSUResult(positions: [], scores: [], weights: [])
+        func done() -> Forward {
+            Forward(nodes: nodes, logits: logits, co: co, mm: mm, eNode: Matrix(rows: 0, cols: d), q: Matrix(rows: 0, cols: d),
+                    qMM: Matrix(rows: 0, cols: d), x: Matrix(rows: 0, cols: width), expertOut: [], gateWeights: [], towerCaches: [], mixed: [])
+        }
+        if n == 0 { return done() }
+        let wqPacked = PackedKeys(columnsOf: wq.value), wqMMPacked = PackedKeys(columnsOf: wqMM.value)
+        let headPacked = packedHeadWeights(), towersPacked = packedTowerWeights()
+        let workers = min(Cores.count, max(1, (n + Self.scoringMinimumBlock - 1) / Self.scoringMinimumBlock))
+        let block = Self.scoringBlock
+        let ldq = wqPacked.paddedCount, ldqMM = wqMMPacked.paddedCount
+        let ldr = max(useCo ? ctx.kCoPacked.paddedCount : 0, useMM ? ctx.zMMPacked.paddedCount : 0, 1)
+        // Per worker: gathered e_n and z_n, both queries, one GSU's relevances.
+        let perWorker = block * (d + m + ldq + ldqMM + ldr)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * perWorker)
+        defer { scratch.deallocate() }
+        // Per row, when kept: (positions, raw scores, weights) of each GSU.
+        typealias Selection = (top: [Int], scores: [Float], weights: [Float])
+        var coRows = [Selection](repeating: ([], [], []), count: keepSelections && useCo ? n : 0)
+        var mmRows = [Selection](repeating: ([], [], []), count: keepSelections && useMM ? n : 0)
+        let sink = RowSink(scratch)
+        logits.storage.withUnsafeMutableBufferPointer { lb in
+        coRows.withUnsafeMutableBufferPointer { cb in
+        mmRows.withUnsafeMutableBufferPointer { mb in
+        table.storage.withUnsafeBufferPointer { tb in
+        nodeMM.storage.withUnsafeBufferPointer { zb in
+        ctx.xUser.storage.withUnsafeBufferPointer { ub in
+        ctx.kMM.storage.withUnsafeBufferPointer { kmb in
+            let logitsOut = RowSink(lb.baseAddress!)
+            let coOut = SelectionSink(cb.baseAddress), mmOut = SelectionSink(mb.baseAddress)
+            parallelGuidedBlocks(n, maxBlock: block, minBlock: Self.scoringMinimumBlock, workers: workers) { worker, range in
+                let rows = range.count
+                let e = sink.base + worker * perWorker, z = e + block * d, q = z + block * m, qMM = q + block * ldq
+                let relevances = qMM + block * ldqMM
+                // x = concat(e_n, z_n, x_user, x_co, x_mm) (Eq. 16) for the block's rows.
+                var x = Matrix(rows: rows, cols: width)
+                x.storage.withUnsafeMutableBufferPointer { xb in
+                    let xs = xb.baseAddress!
+                    for (i, r) in range.enumerated() {
+                        let row = xs + i * width
+                        (e + i * d).update(from: tb.baseAddress! + nodes[r] * d, count: d)
+                        (z + i * m).update(from: zb.baseAddress! + nodes[r] * m, count: m)
+                        row.update(from: e + i * d, count: d)
+                        (row + d).update(from: z + i * m, count: m)
+                        (row + d + m).update(from: ub.baseAddress!, count: d)
+                    }
+                    RelevanceKernel.products(e, rows: rows, keys: wqPacked, scale: 1, into: q, ldc: ldq)
+                    // The Co-GSU's product reads the queries d apart (a row moves down, never over one not yet moved).
+                    if ldq != d { for i in 1..<max(1, rows) { for j in 0..<d { q[i * d + j] = q[i * ldq + j] } } }
+                    RelevanceKernel.products(e, rows: rows, keys: wqMMPacked, scale: 1, into: qMM, ldc: ldqMM)
+                    if useCo {
+                        // Eq. 11–12: Co-GSU relevances, top-K, Co-SBS reusing the scores.
+                        RelevanceKernel.products(q, rows: rows, keys: ctx.kCoPacked, scale: scale, into: relevances, ldc: ldr)
+                        for i in 0..<rows {
+                            let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.kCoPacked.count)
+                            let top = TopK.indices(scores, k: k)
+                            let s = top.map { scores[$0] }
+                            let a = Softmax.forward(vector: s)
+                            Self.pool(a, top, ctx.vCo, into: xs + i * width + 2 * d + m)
+                            if keepSelections { (coOut.base! + range.lowerBound + i).pointee = (top, s, a) }
+                        }
+                    }
+                    if useMM {
+                        // Eq. 13–14: MM-GSU relevances on the frozen embeddings, top-K, MM-SBS with its own W^mm.
+                        RelevanceKernel.products(z, rows: rows, keys: ctx.zMMPacked, scale: 1, into: relevances, ldc: ldr)
+                        for i in 0..<rows {
+                            let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.zMMPacked.count)
+                            let top = TopK.indices(scores, k: k)
+                            var a = top.map { pos in Self.dot(qMM + i * ldqMM, kmb.baseAddress! + pos * d, d) * scale }
+                            a.withUnsafeMutableBufferPointer { Softmax.softmaxInPlace($0) }
+                            Self.pool(a, top, ctx.vMM, into: xs + i * width + 3 * d + m)
+                            if keepSelections { (mmOut.base! + range.lowerBound + i).pointee = (top, top.map { scores[$0] }, a) }
+                        }
+                    }
+                }
+                let y = head(x, packed: headPacked, caches: false, packedTowers: towersPacked).logits
+                y.storage.withUnsafeBufferPointer { (logitsOut.base + range.lowerBound * objectives).update(from: $0.baseAddress!, count: rows * objectives) }
+            }
+        }}}}}}}
+        for g in coRows { co.positions.append(g.top); co.scores.append(g.scores); co.weights.append(g.weights) }
+        for g in mmRows { mm.positions.append(g.top); mm.scores.append(g.scores); mm.weights.append(g.weights) }
+        return done()
+    }
+}
+
+extension NodeEstimator {
+    /// Every tower's layers' weights, packed for `RelevanceKernel` (what `Linear.forwardRowwise` packs per call).
+    func packedTowerWeights() -> [[PackedKeys]] { towers.map { $0.layers.map { PackedKeys(columnsOf: $0.weight.value) } } }
+
+    /// A tower's single output for `rows` rows of its input (rows × its input width, row-major): each layer's
+    /// product by `RelevanceKernel` on `packed` weights, then its bias, and the ReLU between layers — the
+    /// operations of `MLP.forward` over rowwise layers in their order, so the same values bit for bit.
+    static func towerOutputs(_ tower: MLP, _ packed: [PackedKeys], _ input: UnsafePointer<Float>, rows: Int) -> [Float] {
+        precondition(tower.layers.last?.outputs == 1 && packed.count == tower.layers.count, "towerOutputs: a tower ends in one output")
+        if rows == 0 { return [] }
+        let widest = packed.map(\.paddedCount).max() ?? 1
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * rows * widest) { buffer in
+            let a = buffer.baseAddress!, b = a + rows * widest
+            var current = UnsafePointer(input), spare = a
+            for (l, layer) in tower.layers.enumerated() {
+                let keys = packed[l], ld = keys.paddedCount, width = layer.outputs, relu = l < tower.layers.count - 1
+                RelevanceKernel.products(current, rows: rows, keys: keys, scale: 1, into: spare, ldc: ld)
+                // Bias and ReLU, the rows closed up to `width` apart (in place: every write lands at or
+                // before the value it replaces, and every value is read before a write can reach it).
+                let bias = layer.bias?.value.storage
+                for r in 0..<rows {
+                    for j in 0..<width {
+                        var v = spare[r * ld + j]
+                        if let bias { v += bias[j] }
+                        spare[r * width + j] = relu ? (0 >= v ? 0 : v) : v
+                    }
+                }
+                current = UnsafePointer(spare)
+                spare = spare == a ? b : a
+            }
+            return Array(UnsafeBufferPointer(start: current, count: rows))
+        }
+    }
+}
+
+/// Per-row GSU selections written by the scoring workers, each row by the one worker whose block holds it.
+private struct SelectionSink: @unchecked Sendable {
+    let base: UnsafeMutablePointer<(top: [Int], scores: [Float], weights: [Float])>?
+    init(_ base: UnsafeMutablePointer<(top: [Int], scores: [Float], weights: [Float])>?) { self.base = base }
+}
