@@ -24,8 +24,7 @@ extension NodeEstimator {
         for node in nodes { precondition(node >= 0 && node < table.rows, "forward: node \(node) out of 0..<\(table.rows)") }
         let useCo = config.useCoGSU && !ctx.coItems.isEmpty, useMM = config.useMMGSU && !ctx.mmItems.isEmpty
         var logits = Matrix(rows: n, cols: objectives)
-        var co = GSUResult(positions: [], scores: [], weights: [])
-        var mm = GSUResult(positions: [], scores: [], weights: [])
+        var co = GSUResult([]), mm = GSUResult([])
         func done() -> Forward {
             Forward(nodes: nodes, logits: logits, co: co, mm: mm, eNode: Matrix(rows: 0, cols: d), q: Matrix(rows: 0, cols: d),
                     qMM: Matrix(rows: 0, cols: d), x: Matrix(rows: 0, cols: width), expertOut: [], gateWeights: [], towerCaches: [], mixed: [])
@@ -41,8 +40,7 @@ extension NodeEstimator {
         let perWorker = block * (d + m + ldq + ldqMM + ldr)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * perWorker)
         defer { scratch.deallocate() }
-        // Per row, when kept: (positions, raw scores, weights) of each GSU.
-        typealias Selection = (top: [Int], scores: [Float], weights: [Float])
+        // Per row, when kept: each GSU's selection.
         var coRows = [Selection](repeating: ([], [], []), count: keepSelections && useCo ? n : 0)
         var mmRows = [Selection](repeating: ([], [], []), count: keepSelections && useMM ? n : 0)
         let sink = RowSink(scratch)
@@ -80,11 +78,8 @@ extension NodeEstimator {
                         RelevanceKernel.products(q, rows: rows, keys: ctx.kCoPacked, scale: scale, into: relevances, ldc: ldr)
                         for i in 0..<rows {
                             let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.kCoPacked.count)
-                            let top = TopK.indices(scores, k: k)
-                            let s = top.map { scores[$0] }
-                            let a = Softmax.forward(vector: s)
-                            Self.pool(a, top, ctx.vCo, into: xs + i * width + 2 * d + m)
-                            if keepSelections { (coOut.base! + range.lowerBound + i).pointee = (top, s, a) }
+                            let g = Self.coAttention(scores, k: k, values: ctx.vCo, into: xs + i * width + 2 * d + m)
+                            if keepSelections { (coOut.base! + range.lowerBound + i).pointee = g }
                         }
                     }
                     if useMM {
@@ -92,11 +87,9 @@ extension NodeEstimator {
                         RelevanceKernel.products(z, rows: rows, keys: ctx.zMMPacked, scale: 1, into: relevances, ldc: ldr)
                         for i in 0..<rows {
                             let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.zMMPacked.count)
-                            let top = TopK.indices(scores, k: k)
-                            var a = top.map { pos in Self.dot(qMM + i * ldqMM, kmb.baseAddress! + pos * d, d) * scale }
-                            a.withUnsafeMutableBufferPointer { Softmax.softmaxInPlace($0) }
-                            Self.pool(a, top, ctx.vMM, into: xs + i * width + 3 * d + m)
-                            if keepSelections { (mmOut.base! + range.lowerBound + i).pointee = (top, top.map { scores[$0] }, a) }
+                            let g = Self.mmAttention(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
+                                                     values: ctx.vMM, into: xs + i * width + 3 * d + m, keep: keepSelections)
+                            if keepSelections { (mmOut.base! + range.lowerBound + i).pointee = g }
                         }
                     }
                 }
@@ -104,8 +97,8 @@ extension NodeEstimator {
                 y.storage.withUnsafeBufferPointer { (logitsOut.base + range.lowerBound * objectives).update(from: $0.baseAddress!, count: rows * objectives) }
             }
         }}}}}}}
-        for g in coRows { co.positions.append(g.top); co.scores.append(g.scores); co.weights.append(g.weights) }
-        for g in mmRows { mm.positions.append(g.top); mm.scores.append(g.scores); mm.weights.append(g.weights) }
+        co = GSUResult(coRows)
+        mm = GSUResult(mmRows)
         return done()
     }
 }
@@ -147,6 +140,6 @@ extension NodeEstimator {
 
 /// Per-row GSU selections written by the scoring workers, each row by the one worker whose block holds it.
 private struct SelectionSink: @unchecked Sendable {
-    let base: UnsafeMutablePointer<(top: [Int], scores: [Float], weights: [Float])>?
-    init(_ base: UnsafeMutablePointer<(top: [Int], scores: [Float], weights: [Float])>?) { self.base = base }
+    let base: UnsafeMutablePointer<NodeEstimator.Selection>?
+    init(_ base: UnsafeMutablePointer<NodeEstimator.Selection>?) { self.base = base }
 }

@@ -178,7 +178,16 @@ public struct NodeEstimator: ParameterContainer {
         public var positions: [[Int]]
         public var scores: [[Float]]
         public var weights: [[Float]]
+
+        /// Per node, in order: its selection.
+        init(_ selections: [Selection]) {
+            positions = selections.map(\.top); scores = selections.map(\.scores); weights = selections.map(\.weights)
+        }
     }
+
+    /// One node's GSU selection: positions in the GSU's sequence (best first), their raw relevances, the
+    /// ESU's softmax weights over them.
+    typealias Selection = (top: [Int], scores: [Float], weights: [Float])
 
     /// Everything the forward pass computed; the backward pass and the explorer's trace read it.
     public struct Forward {
@@ -211,8 +220,7 @@ public struct NodeEstimator: ParameterContainer {
         // (the queries' inputs).
         var eNode = Matrix(rows: n, cols: d), zNode = Matrix(rows: n, cols: m)
         var q = Matrix(rows: 0, cols: d), qMM = Matrix(rows: 0, cols: d)
-        var co = GSUResult(positions: [], scores: [], weights: [])
-        var mm = GSUResult(positions: [], scores: [], weights: [])
+        var co = GSUResult([]), mm = GSUResult([])
         let useCo = config.useCoGSU && !ctx.coItems.isEmpty, useMM = config.useMMGSU && !ctx.mmItems.isEmpty
         let xStorage = [Float](unsafeUninitializedCapacity: max(1, n * width)) { buffer, initialized in
             let xOut = RowSink(buffer.baseAddress!)
@@ -221,18 +229,15 @@ public struct NodeEstimator: ParameterContainer {
             table.storage.withUnsafeBufferPointer { tb in
             nodeMM.storage.withUnsafeBufferPointer { mb in
             ctx.xUser.storage.withUnsafeBufferPointer { ub in
-                let eOut = RowSink(eb.baseAddress!), zOut = RowSink(zb.baseAddress!)
-                do {
-                    for r in 0..<n {
-                        let e = tb.baseAddress! + nodes[r] * d, z = mb.baseAddress! + nodes[r] * m, row = xOut.base + r * width
-                        (eOut.base + r * d).update(from: e, count: d)
-                        (zOut.base + r * m).update(from: z, count: m)
-                        row.initialize(from: e, count: d)
-                        (row + d).initialize(from: z, count: m)
-                        (row + d + m).initialize(from: ub.baseAddress!, count: d)
-                        if !useCo { (row + 2 * d + m).initialize(repeating: 0, count: d) }
-                        if !useMM { (row + 3 * d + m).initialize(repeating: 0, count: d) }
-                    }
+                for r in 0..<n {
+                    let e = tb.baseAddress! + nodes[r] * d, z = mb.baseAddress! + nodes[r] * m, row = xOut.base + r * width
+                    (eb.baseAddress! + r * d).update(from: e, count: d)
+                    (zb.baseAddress! + r * m).update(from: z, count: m)
+                    row.initialize(from: e, count: d)
+                    (row + d).initialize(from: z, count: m)
+                    (row + d + m).initialize(from: ub.baseAddress!, count: d)
+                    if !useCo { (row + 2 * d + m).initialize(repeating: 0, count: d) }
+                    if !useMM { (row + 3 * d + m).initialize(repeating: 0, count: d) }
                 }
             }}}}}
             // Row by row (see `RelevanceKernel.rowwiseProduct`): a node's scores do not depend on the other candidates.
@@ -241,34 +246,23 @@ public struct NodeEstimator: ParameterContainer {
             let k = config.topK
             if useCo {
                 let vCo = ctx.vCo, xCo = RowSink(xOut.base + 2 * d + m)
-                let rows = coRelevanceRows(q, ctx) { row, scores -> (top: [Int], s: [Float], a: [Float]) in
-                    let top = TopK.indices(scores, k: k)
-                    let s = top.map { scores[$0] }
-                    let a = Softmax.forward(vector: s)   // Eq. 12: Co-SBS reuses the Co-GSU scores
-                    Self.pool(a, top, vCo, into: xCo.base + row * width)
-                    return keepSelections ? (top, s, a) : ([], [], [])
+                let rows = coRelevanceRows(q, ctx) { row, scores -> Selection in
+                    let g = Self.coAttention(scores, k: k, values: vCo, into: xCo.base + row * width)
+                    return keepSelections ? g : ([], [], [])
                 }
-                if keepSelections {
-                    for g in rows { co.positions.append(g.top); co.scores.append(g.s); co.weights.append(g.a) }
-                }
+                if keepSelections { co = GSUResult(rows) }
             }
             if useMM {
                 let kMM = ctx.kMM, vMM = ctx.vMM, xMM = RowSink(xOut.base + 3 * d + m), queries = qMM
-                let rows = mmRelevanceRows(zNode, ctx) { row, scores -> (top: [Int], raw: [Float], a: [Float]) in
-                    let top = TopK.indices(scores, k: k)
-                    // Eq. 13: MM-SBS attention with its own W^mm over the ID embeddings of the top-K.
-                    var a = queries.storage.withUnsafeBufferPointer { qb in
+                let rows = mmRelevanceRows(zNode, ctx) { row, scores -> Selection in
+                    queries.storage.withUnsafeBufferPointer { qb in
                         kMM.storage.withUnsafeBufferPointer { kb in
-                            top.map { pos in Self.dot(qb.baseAddress! + row * d, kb.baseAddress! + pos * d, d) * scale }
+                            Self.mmAttention(scores, k: k, query: qb.baseAddress! + row * d, keys: kb.baseAddress!, scale: scale,
+                                             values: vMM, into: xMM.base + row * width, keep: keepSelections)
                         }
                     }
-                    a.withUnsafeMutableBufferPointer { Softmax.softmaxInPlace($0) }   // the scores become the weights
-                    Self.pool(a, top, vMM, into: xMM.base + row * width)
-                    return keepSelections ? (top, top.map { scores[$0] }, a) : ([], [], [])
                 }
-                if keepSelections {
-                    for g in rows { mm.positions.append(g.top); mm.scores.append(g.raw); mm.weights.append(g.a) }
-                }
+                if keepSelections { mm = GSUResult(rows) }
             }
             initialized = n * width
         }
@@ -480,6 +474,29 @@ public struct NodeEstimator: ParameterContainer {
         let rest = t * (2 * nn * e * h + 2 * nn * h * th + 2 * nn * th)
         let headBackward = overX + overX * (w - mm) / w + 2 * rest
         return forward + overX + rest + backward + headBackward
+    }
+
+    /// Co-GSU's top-K of one node's relevances `scores` and Co-SBS over it (Eq. 11–12): the softmax of the
+    /// selected scores themselves (Co-SBS reuses them), the pooled values written to `o` (d floats).
+    static func coAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>) -> Selection {
+        let top = TopK.indices(scores, k: k)
+        let s = top.map { scores[$0] }
+        let a = Softmax.forward(vector: s)
+        pool(a, top, values, into: o)
+        return (top, s, a)
+    }
+
+    /// MM-GSU's top-K of one node's frozen relevances `scores` and MM-SBS over it (Eq. 13–14): attention with
+    /// its own W^mm, query·keys[pos]·scale (`keys` (L, d) row-major), softmax, the pooled values written to
+    /// `o`. The raw scores of the selection only with `keep` (empty otherwise).
+    static func mmAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
+                            scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>, keep: Bool) -> Selection {
+        let d = values.cols
+        let top = TopK.indices(scores, k: k)
+        var a = top.map { pos in dot(query, keys + pos * d, d) * scale }
+        a.withUnsafeMutableBufferPointer { Softmax.softmaxInPlace($0) }   // the scores become the weights
+        pool(a, top, values, into: o)
+        return (top, keep ? top.map { scores[$0] } : [], a)
     }
 
     /// Σ_k a_k · values[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node, written to `o`
