@@ -121,6 +121,15 @@ import MISSTestSupport
         // A subset of the rows scores the same as those rows of the whole batch.
         let part = est.forward(ctx, nodes: Array(nodes[37..<191]), keepSelections: false, backwardCaches: false)
         #expect(close(part.logits, whole.logits.rows(37..<191)))
+        // Weights packed once and handed in (`scoringWeights`, as a beam search does for all its levels) score
+        // the same; and they are what is used: another estimator's packed weights give other logits.
+        let packed = est.scoringWeights()
+        #expect(est.forward(ctx, nodes: nodes, keepSelections: false, backwardCaches: false, scoringWeights: packed).logits.storage == whole.logits.storage)
+        let foreign = est.forward(ctx, nodes: nodes, keepSelections: false, backwardCaches: false, scoringWeights: other.scoringWeights())
+        #expect(!close(foreign.logits, whole.logits))
+        let r = BeamSearch.run(estimator: est, tree: tree, context: ctx, config: .init(beamSize: 8, finalK: 5))
+        let again = BeamSearch.run(estimator: est, tree: tree, context: ctx, config: .init(beamSize: 8, finalK: 5), weights: packed)
+        #expect(r.items == again.items && r.scores == again.scores && r.items.count == 5)
     }
 
     @Test(arguments: [(true, true), (true, false), (false, true)])

@@ -107,7 +107,9 @@ public enum TopK {
 
     @inline(__always) static func index(_ key: UInt64) -> Int { Int(UInt32.max - UInt32(truncatingIfNeeded: key)) }
 
-    static let laneBits = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+    /// Lane l's bit, 1 << l: a flagged vector's lanes as a 16-bit mask. Computed, not a `static let`: a
+    /// global constant is read through a `swift_once` check, a call inside the scans' loops.
+    @inline(__always) static var laneBits: SIMD16<UInt32> { SIMD16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768) }
 
     static func byBuffer(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
         let n = scores.count
@@ -362,7 +364,7 @@ extension TopK {
         }
     }
 
-    static let laneBitsInt32 = unsafeBitCast(laneBits, to: SIMD16<Int32>.self)
+    @inline(__always) static var laneBitsInt32: SIMD16<Int32> { SIMD16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768) }
 }
 
 /// The k-th largest value (1 ≤ k ≤ count) of a NaN-free buffer, by Hoare-partition quickselect;

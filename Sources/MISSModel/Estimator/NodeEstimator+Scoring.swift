@@ -15,7 +15,7 @@ extension NodeEstimator {
     /// together. Every stage is row by row (`RelevanceKernel`, the rowwise head), so a row's values do not
     /// depend on its block. `Forward` carries the logits and, with `keepSelections`, both GSUs' selections;
     /// nothing for the backward pass.
-    func scoringForward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool) -> Forward {
+    func scoringForward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool, weights given: ScoringWeights? = nil) -> Forward {
         let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = config.inputWidth(mmDim: m)
         let objectives = config.objectives, k = config.topK
         let scale = 1 / Float(d).squareRoot()
@@ -30,8 +30,8 @@ extension NodeEstimator {
                     qMM: Matrix(rows: 0, cols: d), x: Matrix(rows: 0, cols: width), expertOut: [], gateWeights: [], towerCaches: [], mixed: [])
         }
         if n == 0 { return done() }
-        let wqPacked = PackedKeys(columnsOf: wq.value), wqMMPacked = PackedKeys(columnsOf: wqMM.value)
-        let headPacked = packedHeadWeights(), towersPacked = packedTowerWeights()
+        let weights = given ?? scoringWeights()
+        let wqPacked = weights.wq, wqMMPacked = weights.wqMM
         let workers = min(Cores.count, max(1, (n + Self.scoringMinimumBlock - 1) / Self.scoringMinimumBlock))
         let block = Self.scoringBlock
         let ldq = wqPacked.paddedCount, ldqMM = wqMMPacked.paddedCount
@@ -93,7 +93,7 @@ extension NodeEstimator {
                         }
                     }
                 }
-                let y = head(x, packed: headPacked, caches: false, packedTowers: towersPacked).logits
+                let y = head(x, packed: weights.head, bias: weights.headBias, caches: false, packedTowers: weights.towers).logits
                 y.storage.withUnsafeBufferPointer { (logitsOut.base + range.lowerBound * objectives).update(from: $0.baseAddress!, count: rows * objectives) }
             }
         }}}}}}}
@@ -104,6 +104,23 @@ extension NodeEstimator {
 }
 
 extension NodeEstimator {
+    /// The weights the scoring pass reads, packed for `RelevanceKernel`: both query projections, the head's
+    /// layers side by side (and their biases), every tower's layers. Packing is serial work, about 5 % of a
+    /// beam request when it was done at every level; `BeamSearch.run` packs once per request, and a caller
+    /// that scores many requests with unchanged parameters can pack once for all of them. Stale as soon as
+    /// a parameter changes (training).
+    public struct ScoringWeights: Sendable {
+        let wq: PackedKeys, wqMM: PackedKeys
+        let head: PackedKeys
+        let headBias: [Float]
+        let towers: [[PackedKeys]]
+    }
+
+    public func scoringWeights() -> ScoringWeights {
+        ScoringWeights(wq: PackedKeys(columnsOf: wq.value), wqMM: PackedKeys(columnsOf: wqMM.value), head: packedHeadWeights(),
+                       headBias: headBias(), towers: packedTowerWeights())
+    }
+
     /// Every tower's layers' weights, packed for `RelevanceKernel` (what `Linear.forwardRowwise` packs per call).
     func packedTowerWeights() -> [[PackedKeys]] { towers.map { $0.layers.map { PackedKeys(columnsOf: $0.weight.value) } } }
 

@@ -208,8 +208,10 @@ public struct NodeEstimator: ParameterContainer {
     /// `backwardCaches: false` (scoring: beam search, evaluation) runs `scoringForward` on all cores and keeps
     /// nothing for the backward pass: the same logits, bit for bit. With `backwardCaches` (training, one
     /// instance per core) the pass runs on the calling thread.
-    public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true, backwardCaches: Bool = true) -> Forward {
-        if !backwardCaches { return scoringForward(ctx, nodes: nodes, keepSelections: keepSelections) }
+    /// `scoringWeights` (scoring only): `scoringWeights()` of these parameters, if the caller already has it.
+    public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true, backwardCaches: Bool = true,
+                        scoringWeights: ScoringWeights? = nil) -> Forward {
+        if !backwardCaches { return scoringForward(ctx, nodes: nodes, keepSelections: keepSelections, weights: scoringWeights) }
         let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = config.inputWidth(mmDim: m)
         let scale = 1 / Float(d).squareRoot()
         let table = nodeEmbedding.table.value
@@ -278,9 +280,12 @@ public struct NodeEstimator: ParameterContainer {
     /// `headLayers`' weights side by side, packed for `RelevanceKernel`.
     func packedHeadWeights() -> PackedKeys { PackedKeys(columnsOf: headLayers.map(\.weight.value)) }
 
+    /// `headLayers`' biases side by side (zeros for a layer without one).
+    func headBias() -> [Float] { headLayers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) } }
+
     /// Eq. 15 on the rows `rows` of x (N, width; all by default): the experts, one gate and one tower per
     /// objective; logits (rows, T) and, with `caches`, what the backward pass reads. `packed`:
-    /// `packedHeadWeights()`, if the caller already has it.
+    /// `packedHeadWeights()` and `bias`: `headBias()`, if the caller already has them.
     ///
     /// Every expert's and gate's products in one pass over x (`RelevanceKernel.rowwiseProduct`), then per
     /// row the biases, the experts' ReLU and each gate's softmax and mixture Σ_e g_e·y_e (in expert order),
@@ -288,11 +293,12 @@ public struct NodeEstimator: ParameterContainer {
     /// so a row's logits do not depend on the other rows.
     /// `packedTowers` (scoring, with `caches: false`): `packedTowerWeights()`, so that the towers run on weights
     /// packed once per level instead of once per layer and call (the same values).
-    func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil, caches: Bool = true, packedTowers: [[PackedKeys]]? = nil)
+    func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil, bias given: [Float]? = nil, caches: Bool = true,
+              packedTowers: [[PackedKeys]]? = nil)
         -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
         var all = RelevanceKernel.rowwiseProduct(x, packed ?? packedHeadWeights(), rows: rows)
         let n = all.rows, width = all.cols
-        let bias = headLayers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) }
+        let bias = given ?? headBias()
         let ne = experts.count, h = config.expertHidden, objectives = config.objectives
         precondition(experts.allSatisfy { $0.outputs == h } && gates.allSatisfy { $0.experts == ne } && width == ne * h + objectives * ne,
                      "head: layer shapes do not match the configuration")

@@ -27,13 +27,14 @@ public enum Evaluation {
         let leafPositions = tree.itemLeafPositions()
         var recall = 0.0, precision = 0.0, counted = 0
         var hSum = [Double](repeating: 0, count: tree.leafLevel + 1)
+        let weights = estimator.scoringWeights()   // the parameters do not change while it evaluates
         for (i, u) in users.enumerated() {
             progress?(i)
             let history = dataset.behaviourItems[EvaluationSplit.history(of: u, in: dataset)]
             let targets = EvaluationSplit.targetItems(of: u, in: dataset)
             guard !targets.isEmpty else { continue }
             let r = BeamSearch.run(estimator: estimator, tree: tree, context: estimator.context(history: history),
-                                   config: .init(beamSize: beamSize, finalK: k), exclude: Set(history))
+                                   config: .init(beamSize: beamSize, finalK: k), exclude: Set(history), weights: weights)
             recall += RetrievalMetrics.recall(retrieved: r.items, targets: targets)
             precision += RetrievalMetrics.precision(retrieved: r.items, targets: targets, k: k)
             for (h, beam) in r.beams.enumerated() {

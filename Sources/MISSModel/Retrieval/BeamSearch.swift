@@ -42,9 +42,11 @@ public enum BeamSearch {
         return (probabilities, probabilities.rowSums().map { $0 / Float(probabilities.cols) })
     }
 
-    /// `exclude`: items never returned (the protocol excludes the user's history).
+    /// `exclude`: items never returned (the protocol excludes the user's history). `weights`: the estimator's
+    /// `scoringWeights()`, packed once for many requests; by default they are packed once for this one.
     public static func run(estimator: NodeEstimator, tree: IndexTree, context: UserContext, config: Config,
-                           exclude: Set<Int32> = [], trace: Bool = false) -> Result {
+                           exclude: Set<Int32> = [], trace: Bool = false, weights: NodeEstimator.ScoringWeights? = nil) -> Result {
+        let weights = weights ?? estimator.scoringWeights()
         var beam = [0]
         var beams = [[0]]
         var levels: [LevelTrace] = []
@@ -55,7 +57,7 @@ public enum BeamSearch {
             if isLeafLevel && !exclude.isEmpty {
                 candidates = candidates.filter { !exclude.contains(tree.item(ofLeaf: $0)) }
             }
-            let f = estimator.forward(context, nodes: candidates, keepSelections: trace, backwardCaches: false)
+            let f = estimator.forward(context, nodes: candidates, keepSelections: trace, backwardCaches: false, scoringWeights: weights)
             let (probabilities, mean) = rankingScores(f.logits)
             let keep = TopK.indices(mean, k: isLeafLevel ? config.finalK : config.beamSize)
             beam = keep.map { candidates[$0] }
