@@ -71,6 +71,23 @@ import MISSTestSupport
             #expect(diff < 1e-6, "\(p.name): replicas differ from the sequential gradient by \(diff)")
             #expect(g.maxAbs > 0, "\(p.name): no gradient at all")
         }
+        // The trainer packs the weights once per step (`trainingWeights`) for every instance's context, forward
+        // and backward pass: the same gradients bit for bit. Another estimator's packed weights give others,
+        // so the packed weights are what the passes read.
+        func gradients(_ packed: NodeEstimator.TrainingWeights?) -> [[Float]] {
+            est.zeroGrad()
+            for j in jobs {
+                let ctx = est.context(history: j.0, packed: packed)
+                let f = est.forward(ctx, nodes: j.1, scoringWeights: packed?.scoring)
+                est.backward(ctx, f, dLogits: BCEWithLogits.loss(logits: f.logits, labels: j.2).dLogits, packed: packed)
+            }
+            return est.parameters.map(\.denseGradient.storage)
+        }
+        let unpacked = gradients(nil)
+        #expect(gradients(est.trainingWeights()) == unpacked)
+        let other = NodeEstimator(config: est.config, tree: tree, itemMM: est.itemMM, seed: 6)
+        let foreign = gradients(other.trainingWeights())
+        #expect(zip(foreign, unpacked).allSatisfy { $0 != $1 })
     }
 
     @Test func scoringInRowBlocksGivesTheTrainingForwardsLogitsBitForBit() {

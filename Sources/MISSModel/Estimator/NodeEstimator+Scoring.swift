@@ -116,6 +116,25 @@ extension NodeEstimator {
         let towers: [[PackedKeys]]
     }
 
+    /// What a training step's instances read, packed once for all of them (the parameters change only between
+    /// steps): the scoring weights, which the training forward pass reads as well; the K and V projections
+    /// of the context; the backward pass's transposed products (dOut·Wᵀ for Wq, Wq^mm, Wk, Wv, Wk^mm, Wv^mm, and
+    /// the head's rows over x's learned columns). The same values as packing them where they are used.
+    public struct TrainingWeights: Sendable {
+        public let scoring: ScoringWeights
+        let wk: PackedKeys, wv: PackedKeys, wkMM: PackedKeys, wvMM: PackedKeys
+        /// PackedKeys(W) for Wq, Wq^mm, Wk, Wv, Wk^mm, Wv^mm, in that order.
+        let transposedProjections: [PackedKeys]
+        let headInputs: PackedKeys
+    }
+
+    public func trainingWeights() -> TrainingWeights {
+        TrainingWeights(scoring: scoringWeights(), wk: PackedKeys(columnsOf: wk.value), wv: PackedKeys(columnsOf: wv.value),
+                        wkMM: PackedKeys(columnsOf: wkMM.value), wvMM: PackedKeys(columnsOf: wvMM.value),
+                        transposedProjections: [wq, wqMM, wk, wv, wkMM, wvMM].map { PackedKeys($0.value) },
+                        headInputs: packedHeadInputWeights())
+    }
+
     public func scoringWeights() -> ScoringWeights {
         ScoringWeights(wq: PackedKeys(columnsOf: wq.value), wqMM: PackedKeys(columnsOf: wqMM.value), head: packedHeadWeights(),
                        headBias: headBias(), towers: packedTowerWeights())

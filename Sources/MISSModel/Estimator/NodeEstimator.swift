@@ -111,7 +111,8 @@ public struct NodeEstimator: ParameterContainer {
     /// The per-request part: `history` is the user's behaviour items, oldest first (only the last
     /// L_co / L_mm / userRecent are used). With `workers` > 1 the Co-GSU's and the MM-GSU's sides are
     /// computed at the same time (the same values); training, already one instance per core, passes 1.
-    public func context(history: ArraySlice<Int32>, workers: Int = Cores.count) -> UserContext {
+    /// `packed`: `trainingWeights()` of these parameters (the K and V projections), if the caller has it.
+    public func context(history: ArraySlice<Int32>, workers: Int = Cores.count, packed: TrainingWeights? = nil) -> UserContext {
         let co = Array(history.suffix(config.coLength))
         let mm = Array(history.suffix(config.mmLength))
         let recent = Array(history.suffix(config.userRecent))
@@ -129,14 +130,14 @@ public struct NodeEstimator: ParameterContainer {
         let parts = parallelMap(2, workers: workers, minimumPerWorker: 1) { half -> Part in
             if half == 0 {
                 let eCo = nodeEmbedding.forward(coLeaves)
-                let kCo = RelevanceKernel.rowwiseProduct(eCo, wk.value)
-                let vCo = RelevanceKernel.rowwiseProduct(eCo, wv.value)
+                let kCo = RelevanceKernel.rowwiseProduct(eCo, packed?.wk ?? PackedKeys(columnsOf: wk.value))
+                let vCo = RelevanceKernel.rowwiseProduct(eCo, packed?.wv ?? PackedKeys(columnsOf: wv.value))
                 let zMM = itemMM.gatherRows(mm.map(Int.init))
                 return .co(e: eCo, k: kCo, v: vCo, packed: PackedKeys(kCo), z: zMM, zPacked: PackedKeys(zMM))
             }
             let eMM = nodeEmbedding.forward(mmLeaves)
-            let kMM = RelevanceKernel.rowwiseProduct(eMM, wkMM.value)
-            let vMM = RelevanceKernel.rowwiseProduct(eMM, wvMM.value)
+            let kMM = RelevanceKernel.rowwiseProduct(eMM, packed?.wkMM ?? PackedKeys(columnsOf: wkMM.value))
+            let vMM = RelevanceKernel.rowwiseProduct(eMM, packed?.wvMM ?? PackedKeys(columnsOf: wvMM.value))
             return .mm(e: eMM, k: kMM, v: vMM)
         }
         guard case let .co(eCo, kCo, vCo, kCoPacked, zMM, zMMPacked) = parts[0], case let .mm(eMM, kMM, vMM) = parts[1] else {
@@ -208,7 +209,7 @@ public struct NodeEstimator: ParameterContainer {
     /// `backwardCaches: false` (scoring: beam search, evaluation) runs `scoringForward` on all cores and keeps
     /// nothing for the backward pass: the same logits, bit for bit. With `backwardCaches` (training, one
     /// instance per core) the pass runs on the calling thread.
-    /// `scoringWeights` (scoring only): `scoringWeights()` of these parameters, if the caller already has it.
+    /// `scoringWeights`: `scoringWeights()` of these parameters (or a `trainingWeights()`'s), if the caller has it.
     public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true, backwardCaches: Bool = true,
                         scoringWeights: ScoringWeights? = nil) -> Forward {
         if !backwardCaches { return scoringForward(ctx, nodes: nodes, keepSelections: keepSelections, weights: scoringWeights) }
@@ -243,8 +244,8 @@ public struct NodeEstimator: ParameterContainer {
                 }
             }}}}}
             // Row by row (see `RelevanceKernel.rowwiseProduct`): a node's scores do not depend on the other candidates.
-            q = RelevanceKernel.rowwiseProduct(eNode, wq.value)
-            qMM = RelevanceKernel.rowwiseProduct(eNode, wqMM.value)
+            q = RelevanceKernel.rowwiseProduct(eNode, scoringWeights?.wq ?? PackedKeys(columnsOf: wq.value))
+            qMM = RelevanceKernel.rowwiseProduct(eNode, scoringWeights?.wqMM ?? PackedKeys(columnsOf: wqMM.value))
             let k = config.topK
             if useCo {
                 let vCo = ctx.vCo, xCo = RowSink(xOut.base + 2 * d + m)
@@ -269,7 +270,7 @@ public struct NodeEstimator: ParameterContainer {
             initialized = n * width
         }
         let x = Matrix(rows: n, cols: width, storage: xStorage)
-        let h = head(x)
+        let h = head(x, packed: scoringWeights?.head, bias: scoringWeights?.headBias)
         return Forward(nodes: nodes, logits: h.logits, co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
                        expertOut: h.expertOut, gateWeights: h.gateWeights, towerCaches: h.towerCaches, mixed: h.mixed)
     }
@@ -279,6 +280,14 @@ public struct NodeEstimator: ParameterContainer {
 
     /// `headLayers`' weights side by side, packed for `RelevanceKernel`.
     func packedHeadWeights() -> PackedKeys { PackedKeys(columnsOf: headLayers.map(\.weight.value)) }
+
+    /// The rows of `headLayers`' weights side by side that multiply x's learned columns, [e_n | x_user | x_co | x_mm]
+    /// (z_n is frozen), as the keys: dx = dY·Wᵀ in the backward pass.
+    func packedHeadInputWeights() -> PackedKeys {
+        let d = config.idDim, m = nodeMM.cols
+        let learnedColumns = Array(0..<d) + Array((d + m)..<(4 * d + m))
+        return PackedKeys(Matrix.hstack(headLayers.map(\.weight.value)).gatherRows(learnedColumns))
+    }
 
     /// `headLayers`' biases side by side (zeros for a layer without one).
     func headBias() -> [Float] { headLayers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) } }
@@ -353,8 +362,9 @@ public struct NodeEstimator: ParameterContainer {
         return Matrix.vstack(parts)
     }
 
-    /// Accumulates every parameter's gradient for dLoss/dLogits (N, T).
-    public func backward(_ ctx: UserContext, _ f: Forward, dLogits: Matrix) {
+    /// Accumulates every parameter's gradient for dLoss/dLogits (N, T). `packed`: `trainingWeights()` of these
+    /// parameters, if the caller has it.
+    public func backward(_ ctx: UserContext, _ f: Forward, dLogits: Matrix, packed: TrainingWeights? = nil) {
         precondition(f.towerCaches.count == config.objectives, "backward needs a forward pass with backwardCaches: true")
         let n = f.nodes.count, d = config.idDim, m = nodeMM.cols
         let scale = 1 / Float(d).squareRoot()
@@ -376,9 +386,7 @@ public struct NodeEstimator: ParameterContainer {
         }
         // Inputs: dx = dY·Wᵀ for the columns of x that are learned, [e_n | x_user | x_co | x_mm] (N, 4d);
         // z_n (columns d..<d+m) is frozen and gets none.
-        let learnedColumns = Array(0..<d) + Array((d + m)..<(4 * d + m))
-        let weightRows = Matrix.hstack(layers.map(\.weight.value)).gatherRows(learnedColumns)
-        let dx = RelevanceKernel.rowwiseProduct(dY, PackedKeys(weightRows))
+        let dx = RelevanceKernel.rowwiseProduct(dY, packed?.headInputs ?? packedHeadInputWeights())
         var dENode = dx.columns(0..<d)
         let dXUser = dx.columns(d..<(2 * d)).columnSums()
         let dXCo = dx.columns((2 * d)..<(3 * d))
@@ -388,14 +396,16 @@ public struct NodeEstimator: ParameterContainer {
         let (dQ, dKCo, dVCo) = Self.selectedAttentionBackward(f.co, dX: dXCo, queries: f.q, keys: ctx.kCo, values: ctx.vCo, scale: scale)
         let (dQMM, dKMM, dVMM) = Self.selectedAttentionBackward(f.mm, dX: dXMM, queries: f.qMM, keys: ctx.kMM, values: ctx.vMM, scale: scale)
         // Projections: Q = E_n·Wq, K = E·Wk, V = E·Wv (and the MM-SBS ones).
-        func project(_ input: Matrix, _ w: Parameter, _ dOut: Matrix) -> Matrix {
+        // `transposed`: W's rows as the keys (`PackedKeys(W)`), so that the product is dOut·Wᵀ.
+        func project(_ input: Matrix, _ w: Parameter, _ transposed: PackedKeys?, _ dOut: Matrix) -> Matrix {
             BLAS.gemm(input.view(), transposeA: true, dOut.view(), beta: 1, into: &w.grad)
-            return RelevanceKernel.rowwiseProduct(dOut, PackedKeys(w.value))
+            return RelevanceKernel.rowwiseProduct(dOut, transposed ?? PackedKeys(w.value))
         }
-        dENode.addScaled(project(f.eNode, wq, dQ))
-        dENode.addScaled(project(f.eNode, wqMM, dQMM))
-        let dECo = project(ctx.eCo, wk, dKCo) + project(ctx.eCo, wv, dVCo)
-        let dEMM = project(ctx.eMM, wkMM, dKMM) + project(ctx.eMM, wvMM, dVMM)
+        let t = packed?.transposedProjections
+        dENode.addScaled(project(f.eNode, wq, t?[0], dQ))
+        dENode.addScaled(project(f.eNode, wqMM, t?[1], dQMM))
+        let dECo = project(ctx.eCo, wk, t?[2], dKCo) + project(ctx.eCo, wv, t?[3], dVCo)
+        let dEMM = project(ctx.eMM, wkMM, t?[4], dKMM) + project(ctx.eMM, wvMM, t?[5], dVMM)
         nodeEmbedding.backward(ids: f.nodes, de: dENode)
         nodeEmbedding.backward(ids: ctx.coLeaves, de: dECo)
         nodeEmbedding.backward(ids: ctx.mmLeaves, de: dEMM)

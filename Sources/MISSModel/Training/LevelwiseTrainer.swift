@@ -124,17 +124,19 @@ public struct LevelwiseTrainer {
     /// `samples`: the samples' nodes as `distinctNodes` gives them. The estimator scores each distinct node once; a
     /// node's dL/dlogit is the sum over the samples that hold it (the loss is a sum over samples, Eq. 5–6),
     /// so the gradient is that of scoring every sample.
+    /// `packed`: the estimator's `trainingWeights()`, packed once for the step's instances.
     static func accumulateGradient(_ estimator: NodeEstimator, history: ArraySlice<Int32>,
-                                   samples: (nodes: [Int], index: [Int]), labels: Matrix) -> Double {
+                                   samples: (nodes: [Int], index: [Int]), labels: Matrix,
+                                   packed: NodeEstimator.TrainingWeights? = nil) -> Double {
         let (distinct, index) = samples
-        let ctx = estimator.context(history: history, workers: 1)
-        let f = estimator.forward(ctx, nodes: distinct)
+        let ctx = estimator.context(history: history, workers: 1, packed: packed)
+        let f = estimator.forward(ctx, nodes: distinct, scoringWeights: packed?.scoring)
         let (loss, dSamples) = BCEWithLogits.loss(logits: f.logits.gatherRows(index), labels: labels)
         var dLogits = Matrix(rows: distinct.count, cols: dSamples.cols)
         for (i, u) in index.enumerated() {
             for t in 0..<dSamples.cols { dLogits[u, t] += dSamples[i, t] }
         }
-        estimator.backward(ctx, f, dLogits: dLogits)
+        estimator.backward(ctx, f, dLogits: dLogits, packed: packed)
         return loss
     }
 
@@ -175,6 +177,7 @@ public struct LevelwiseTrainer {
                 jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], Self.distinctNodes(nodes), labels))
             }
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
+            let packed = estimator.trainingWeights()   // the replicas' values: the same matrices
             // Each shard is a chain: its instances run one after another, in order, into its replica. The
             // workers take the next instance of whichever shard has the most work left (estimated from the
             // nodes and history lengths) and is not being worked on, so they finish about one instance apart.
@@ -194,7 +197,8 @@ public struct LevelwiseTrainer {
             // A shard's sums are touched only by whoever runs its current instance.
             parallelChains(costs: costs) { w, item in
                 let replica = replicas[w], j = chains[w][item]
-                losses[w] += Self.accumulateGradient(replica, history: jobs[j].history, samples: jobs[j].samples, labels: jobs[j].labels)
+                losses[w] += Self.accumulateGradient(replica, history: jobs[j].history, samples: jobs[j].samples, labels: jobs[j].labels,
+                                                     packed: packed)
                 counts[w] += jobs[j].samples.index.count
             }
             estimator.zeroGrad()
