@@ -228,6 +228,14 @@ import MISSTestSupport
         q.withUnsafeBufferPointer { qb in out.withUnsafeMutableBufferPointer { RelevanceKernel.products(qb.baseAddress!, rows: 1, keys: packed, scale: 1, into: $0.baseAddress!, ldc: 16) } }
         #expect(Array(out[0..<3]) == [-1, -1, -1])
         #expect(out[3..<16].allSatisfy { $0 == 0 })
+        // Rows picked from a table (repeats, any order) pack as their gathered matrix does.
+        var rng = Xoshiro256StarStar(seed: 12)
+        let table = Matrix.randomNormal(40, 5, using: &rng)
+        let picks = [39, 0, 7, 7, 12, 3, 39, 21, 5, 5, 5, 18, 30, 2, 11, 9, 26, 1, 0]   // 19: two panels, one ragged
+        let direct = PackedKeys(rowsOf: table, at: picks), gathered = PackedKeys(table.gatherRows(picks))
+        #expect(direct.count == 19 && direct.panels == 2 && direct.storage == gathered.storage)
+        #expect(Array(direct.storage[0..<3]) == [table[39, 0], table[0, 0], table[7, 0]])
+        #expect(PackedKeys(rowsOf: table, at: []).count == 0)
     }
 
     @Test func blasRunsSingleThreaded() {

@@ -85,18 +85,21 @@ public struct Matrix: Equatable, Sendable, CustomStringConvertible {
 
     /// Rows gathered by index into a new (indices.count, cols) matrix.
     public func gatherRows(_ indices: some Collection<Int>) -> Matrix {
-        var out = Matrix(rows: indices.count, cols: cols)
-        storage.withUnsafeBufferPointer { src in
-            out.storage.withUnsafeMutableBufferPointer { dst in
+        let n = indices.count, cols = self.cols, rows = self.rows
+        // Every element is written: no zero fill first.
+        let out = [Float](unsafeUninitializedCapacity: n * cols) { dst, initialized in
+            storage.withUnsafeBufferPointer { src in
                 var o = 0
                 for i in indices {
                     precondition(i >= 0 && i < rows, "gatherRows: row \(i) out of 0..<\(rows)")
-                    dst.baseAddress!.advanced(by: o).update(from: src.baseAddress!.advanced(by: i * cols), count: cols)
+                    dst.baseAddress!.advanced(by: o).initialize(from: src.baseAddress!.advanced(by: i * cols), count: cols)
                     o += cols
                 }
+                precondition(o == n * cols, "gatherRows: the indices changed while they were read")
             }
+            initialized = n * cols
         }
-        return out
+        return Matrix(rows: n, cols: cols, storage: out)
     }
 
     /// Copy of rows `range`.

@@ -42,8 +42,15 @@ public struct PackedKeys: Sendable {
 
     /// The rows of `keys` (L, d) as the keys: key by key, each row scattered into its panel's lane (the
     /// panel, d · 64 bytes, stays in L1 while its 16 rows are read).
-    public init(_ keys: Matrix) {
-        let l = keys.rows, d = keys.cols, w = Self.panelWidth
+    public init(_ keys: Matrix) { self.init(rowsOf: keys, at: nil) }
+
+    /// Rows `indices` of `table` as the keys, in that order: the same as packing `table.gatherRows(indices)`,
+    /// without building it (a user's frozen MM embeddings: one copy instead of two).
+    public init(rowsOf table: Matrix, at indices: [Int]) { self.init(rowsOf: table, at: Optional(indices)) }
+
+    private init(rowsOf keys: Matrix, at indices: [Int]?) {
+        let l = indices?.count ?? keys.rows, d = keys.cols, w = Self.panelWidth
+        if let indices { for i in indices { precondition(i >= 0 && i < keys.rows, "PackedKeys: row \(i) out of 0..<\(keys.rows)") } }
         count = l
         dim = d
         panels = (l + w - 1) / w
@@ -54,7 +61,7 @@ public struct PackedKeys: Sendable {
                     let panel = out.baseAddress! + p * d * w
                     let real = min(w, l - p * w)
                     for t in 0..<real {
-                        let row = kb.baseAddress! + (p * w + t) * d
+                        let row = kb.baseAddress! + (indices?[p * w + t] ?? (p * w + t)) * d
                         for j in 0..<d { (panel + j * w + t).initialize(to: row[j]) }
                     }
                     for t in real..<w { for j in 0..<d { (panel + j * w + t).initialize(to: 0) } }
@@ -123,10 +130,10 @@ public enum RelevanceKernel {
         let range = rows ?? 0..<x.rows
         precondition(range.lowerBound >= 0 && range.upperBound <= x.rows, "rowwiseProduct: rows \(range) of \(x.rows)")
         let n = range.count, o = keys.count, d = keys.dim, ldc = keys.paddedCount
-        var y = Matrix(rows: n, cols: o)
-        if n == 0 || o == 0 { return y }
-        x.storage.withUnsafeBufferPointer { xb in
-            y.storage.withUnsafeMutableBufferPointer { yb in
+        if n == 0 || o == 0 { return Matrix(rows: n, cols: o) }
+        // Every element is written by the kernel: no zero fill first.
+        let y = [Float](unsafeUninitializedCapacity: n * o) { yb, initialized in
+            x.storage.withUnsafeBufferPointer { xb in
                 let x = RowSink(UnsafeMutablePointer(mutating: xb.baseAddress! + range.lowerBound * d)), y = RowSink(yb.baseAddress!)
                 parallelBlocks(n, block: 48, workers: workers) { block in
                     let q = x.base + block.lowerBound * d, out = y.base + block.lowerBound * o
@@ -140,8 +147,9 @@ public enum RelevanceKernel {
                     }
                 }
             }
+            initialized = n * o
         }
-        return y
+        return Matrix(rows: n, cols: o, storage: y)
     }
 
     @inline(__always) static func store(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ o: UnsafeMutablePointer<Float>, _ scale: Float) {

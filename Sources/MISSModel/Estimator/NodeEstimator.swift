@@ -32,8 +32,8 @@ public struct UserContext {
     let coLeaves: [Int], mmLeaves: [Int], recentLeaves: [Int]
     let eCo: Matrix, kCo: Matrix, vCo: Matrix      // (L_co, d)
     let eMM: Matrix, kMM: Matrix, vMM: Matrix      // (L_mm, d)
-    let zMM: Matrix                                // (L_mm, m), frozen
-    let kCoPacked: PackedKeys, zMMPacked: PackedKeys // the GSUs' keys, laid out for RelevanceKernel
+    // The GSUs' keys, laid out for RelevanceKernel: Co-GSU's K (L_co, d) and MM-GSU's frozen z_i (L_mm, m).
+    let kCoPacked: PackedKeys, zMMPacked: PackedKeys
     let xUser: Matrix                              // (1, d)
 }
 
@@ -125,28 +125,27 @@ public struct NodeEstimator: ParameterContainer {
             xUser = Matrix(rows: 1, cols: config.idDim, storage: cs.map { $0 / Float(recentLeaves.count) })
         }
         // Two halves of about equal work: the Co-GSU side and the MM-GSU's frozen keys; the MM-SBS's K and V.
-        enum Part { case co(e: Matrix, k: Matrix, v: Matrix, packed: PackedKeys, z: Matrix, zPacked: PackedKeys)
+        enum Part { case co(e: Matrix, k: Matrix, v: Matrix, packed: PackedKeys, zPacked: PackedKeys)
                     case mm(e: Matrix, k: Matrix, v: Matrix) }
         let parts = parallelMap(2, workers: workers, minimumPerWorker: 1) { half -> Part in
             if half == 0 {
                 let eCo = nodeEmbedding.forward(coLeaves)
                 let kCo = RelevanceKernel.rowwiseProduct(eCo, packed?.wk ?? PackedKeys(columnsOf: wk.value))
                 let vCo = RelevanceKernel.rowwiseProduct(eCo, packed?.wv ?? PackedKeys(columnsOf: wv.value))
-                let zMM = itemMM.gatherRows(mm.map(Int.init))
-                return .co(e: eCo, k: kCo, v: vCo, packed: PackedKeys(kCo), z: zMM, zPacked: PackedKeys(zMM))
+                return .co(e: eCo, k: kCo, v: vCo, packed: PackedKeys(kCo), zPacked: PackedKeys(rowsOf: itemMM, at: mm.map(Int.init)))
             }
             let eMM = nodeEmbedding.forward(mmLeaves)
             let kMM = RelevanceKernel.rowwiseProduct(eMM, packed?.wkMM ?? PackedKeys(columnsOf: wkMM.value))
             let vMM = RelevanceKernel.rowwiseProduct(eMM, packed?.wvMM ?? PackedKeys(columnsOf: wvMM.value))
             return .mm(e: eMM, k: kMM, v: vMM)
         }
-        guard case let .co(eCo, kCo, vCo, kCoPacked, zMM, zMMPacked) = parts[0], case let .mm(eMM, kMM, vMM) = parts[1] else {
+        guard case let .co(eCo, kCo, vCo, kCoPacked, zMMPacked) = parts[0], case let .mm(eMM, kMM, vMM) = parts[1] else {
             preconditionFailure("context: parts out of order")
         }
         return UserContext(coItems: co, mmItems: mm, recentItems: recent,
                            coLeaves: coLeaves, mmLeaves: mmLeaves, recentLeaves: recentLeaves,
                            eCo: eCo, kCo: kCo, vCo: vCo, eMM: eMM, kMM: kMM, vMM: vMM,
-                           zMM: zMM, kCoPacked: kCoPacked, zMMPacked: zMMPacked, xUser: xUser)
+                           kCoPacked: kCoPacked, zMMPacked: zMMPacked, xUser: xUser)
     }
 
     /// Both GSUs' relevance r_i over the user's whole windows for one node, before top-K: Co-GSU's
@@ -424,9 +423,12 @@ public struct NodeEstimator: ParameterContainer {
         let objectives = dF.count, experts = expertOut.count
         precondition(gateWeights.count == objectives && offsets.count == experts + objectives + 1, "mixtureBackward: layout mismatch")
         let n = dF.first?.rows ?? 0, h = expertOut.first?.cols ?? 0, width = offsets.last!
-        var dY = Matrix(rows: n, cols: width)
         let fs = dF.map { $0.storage }, gs = gateWeights.map { $0.storage }, ys = expertOut.map { $0.storage }
-        dY.storage.withUnsafeMutableBufferPointer { out in
+        precondition(offsets[experts] == experts * h && (0...objectives).allSatisfy { offsets[experts + $0] == experts * h + $0 * experts },
+                     "mixtureBackward: the layout is not the experts' outputs, then the gates'")
+        // Every element of every row is written below (the gates' columns, then the experts' from zero): no zero fill first.
+        let dY = [Float](unsafeUninitializedCapacity: n * width) { out, initialized in
+            defer { initialized = n * width }
             withUnsafeTemporaryAllocation(of: Float.self, capacity: experts) { dG in
                 for r in 0..<n {
                     let row = out.baseAddress! + r * width
@@ -460,7 +462,7 @@ public struct NodeEstimator: ParameterContainer {
                 }
             }
         }
-        return dY
+        return Matrix(rows: n, cols: width, storage: dY)
     }
 
     /// Floating-point operations (a multiply-add counts 2) of one training instance: `context` over `coLength`
