@@ -365,7 +365,7 @@ public struct NodeEstimator: ParameterContainer {
     /// parameters, if the caller has it.
     public func backward(_ ctx: UserContext, _ f: Forward, dLogits: Matrix, packed: TrainingWeights? = nil) {
         precondition(f.towerCaches.count == config.objectives, "backward needs a forward pass with backwardCaches: true")
-        let n = f.nodes.count, d = config.idDim, m = nodeMM.cols
+        let n = f.nodes.count, d = config.idDim
         let scale = 1 / Float(d).squareRoot()
         // The head's layers (experts, then gates: `headLayers`) take the same x: their output gradients go
         // side by side into dY (N, Σ outputs), and each of the two products runs once for all of them.
