@@ -34,6 +34,18 @@ import MISSTestSupport
         #expect(TopK.indices(Array(asc.reversed()), k: 3) == [0, 1, 2])
     }
 
+    @Test func rowsThatRepeatScoresLikeTrainingHistories() {
+        // A history that repeats items repeats their relevances: SampleData's training rows hold ≈ 26 % distinct
+        // scores, and the floor's bisection jumps over its window on them (it stops after 6 steps there).
+        var rng = Xoshiro256StarStar(seed: 41)
+        for trial in 0..<60 {
+            let n = 600 + rng.nextInt(below: 3400)
+            let pool = (0..<max(1, n / 4)).map { _ in Float(rng.nextNormal()) }
+            let s = (0..<n).map { _ in pool[rng.nextInt(below: pool.count)] }
+            #expect(TopK.indices(s, k: 50) == reference(s, 50), "trial \(trial): n=\(n)")
+        }
+    }
+
     @Test func smallKOfLongRowsWithTiesInfinitiesAndSignedZeros() {
         // The GSUs' case (k·8 ≤ n): the buffered path, checked against the full sort.
         var rng = Xoshiro256StarStar(seed: 7)
