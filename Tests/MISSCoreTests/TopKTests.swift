@@ -46,6 +46,23 @@ import MISSTestSupport
         }
     }
 
+    @Test func indicesWrittenToABufferAreTheArraysIndices() {
+        // `indices(_:k:into:)` (the scoring pass's, without an array): the same indices on every path — group
+        // maxima, NaN rows that fall back, short rows, k of a whole row or more — and nothing past min(k, n) + 1.
+        var rng = Xoshiro256StarStar(seed: 8)
+        for trial in 0..<120 {
+            let n = trial % 4 == 0 ? rng.nextInt(below: 40) : 100 + rng.nextInt(below: 3000)
+            var s = (0..<n).map { _ in Float(rng.nextInt(below: 1 + rng.nextInt(below: 2000))) }
+            if trial % 5 == 1 { for i in s.indices where i % 3 == 0 { s[i] = .nan } }
+            let k = trial % 7 == 3 ? n + 2 : rng.nextInt(below: min(n, 80) + 1)
+            let expected = TopK.indices(s, k: k)
+            var out = [Int](repeating: -7, count: k + 2)
+            let count = s.withUnsafeBufferPointer { sb in out.withUnsafeMutableBufferPointer { TopK.indices(sb, k: k, into: $0.baseAddress!) } }
+            #expect(count == min(k, n) && Array(out.prefix(count)) == expected, "trial \(trial): n=\(n) k=\(k)")
+            #expect(out[(min(k, n) + 1)...].allSatisfy { $0 == -7 }, "trial \(trial): written past min(k, n) + 1")
+        }
+    }
+
     @Test func smallKOfLongRowsWithTiesInfinitiesAndSignedZeros() {
         // The GSUs' case (k·8 ≤ n): the buffered path, checked against the full sort.
         var rng = Xoshiro256StarStar(seed: 7)

@@ -64,6 +64,18 @@ public enum TopK {
         return idx
     }
 
+    /// The same indices, written to `out` (room for min(k, n) + 1), and their count min(k, n): no array on the
+    /// GSUs' path (group maxima), the array's values copied otherwise.
+    public static func indices(_ scores: UnsafeBufferPointer<Float>, k: Int, into out: UnsafeMutablePointer<Int>) -> Int {
+        let n = scores.count
+        let k = min(max(k, 0), n)
+        if k == 0 { return 0 }
+        if k < n && k * 2 <= n && n >= 32 && byGroupMaxima(scores, k: k, into: out) { return k }
+        let top = indices(scores, k: k)
+        top.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: top.count) }
+        return top.count
+    }
+
     /// The common case (no NaN): find the k-th largest value by quickselect on a plain float copy,
     /// take everything above it and, in index order, as many entries equal to it as still fit; then
     /// sort those k. Same result as the general path, several times faster (no index indirection).
@@ -213,6 +225,17 @@ extension TopK {
     /// that starts with NaN keeps a NaN maximum and is not counted. nil when fewer than k groups have a
     /// number for a maximum (the general path orders NaNs).
     static func byGroupMaxima(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
+        var found = false
+        let top = [Int](unsafeUninitializedCapacity: k + 1) { out, initialized in
+            found = byGroupMaxima(scores, k: k, into: out.baseAddress!)
+            initialized = found ? k : 0
+        }
+        return found ? top : nil
+    }
+
+    /// The same, written to `out` (room for k + 1: the slot past the k is scratch); false (nothing written)
+    /// where the array version gives nil.
+    static func byGroupMaxima(_ scores: UnsafeBufferPointer<Float>, k: Int, into o: UnsafeMutablePointer<Int>) -> Bool {
         let n = scores.count
         let p = scores.baseAddress!
         // m maxima vectors: vector v of the row goes to maxima vector v mod m, so group (j, lane) holds the
@@ -221,11 +244,11 @@ extension TopK {
         let m = min(vectors, max(1, (4 * k + 15) / 16))
         // Groups: 16 per maxima vector, 1 for the last < 16 scores.
         let groups = m * 16 + (remainder > 0 ? 1 : 0)
-        guard k >= 1, vectors >= 1, groups >= k else { return nil }
+        guard k >= 1, vectors >= 1, groups >= k else { return false }
         @inline(__always) func vector(_ i: Int) -> SIMD16<Float> {
             UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
         }
-        return withUnsafeTemporaryAllocation(of: Float.self, capacity: groups + 16) { maximaBuffer -> [Int]? in
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: groups + 16) { maximaBuffer -> Bool in
             let maxima = maximaBuffer.baseAddress!
             @inline(__always) func maximaVector(_ g: Int) -> SIMD16<Float> {
                 UnsafeRawPointer(maxima + g).loadUnaligned(as: SIMD16<Float>.self)
@@ -267,7 +290,7 @@ extension TopK {
             }
             var lo = lows.min(), hi = highs.max()
             let numbers = Int(numberLanes.wrappedSum())
-            guard numbers >= k else { return nil }
+            guard numbers >= k else { return false }
             if lo.isFinite && hi.isFinite {
                 if groupsReaching(hi) >= k {
                     lo = hi
@@ -297,7 +320,7 @@ extension TopK {
 
             // 3. The candidates: the scores ≥ floor.
             let capacity = max(4 * k, 64)
-            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(1, vectors)) { flaggedBuffer -> [Int]? in
+            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(1, vectors)) { flaggedBuffer -> Bool in
                 let flagged = flaggedBuffer.baseAddress!
                 var flaggedCount = 0
                 let floorVector = SIMD16<Float>(repeating: lo)
@@ -305,7 +328,7 @@ extension TopK {
                     flagged[flaggedCount] = Int32(truncatingIfNeeded: v)
                     flaggedCount &+= any(vector(16 * v) .>= floorVector) ? 1 : 0
                 }
-                return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: capacity + 16) { buffer -> [Int]? in
+                return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: capacity + 16) { buffer -> Bool in
                     let keys = buffer.baseAddress!
                     var floor = lo
                     var count = 0
@@ -335,7 +358,7 @@ extension TopK {
                             }
                         }
                     }
-                    guard count >= k else { return nil }
+                    guard count >= k else { return false }
                     if count > 2 * k {
                         _ = kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k)
                         count = k
@@ -345,27 +368,24 @@ extension TopK {
                     // turn; the k best go straight to their places. Cheaper than sorting the few dozen
                     // candidates.
                     let candidates = count, padded = (candidates + 7) / 8 * 8
-                    return withUnsafeTemporaryAllocation(of: Int64.self, capacity: padded) { signedBuffer -> [Int] in
+                    return withUnsafeTemporaryAllocation(of: Int64.self, capacity: padded) { signedBuffer -> Bool in
                         let signed = signedBuffer.baseAddress!
                         for c in 0..<candidates { signed[c] = Int64(bitPattern: keys[c] ^ 0x8000_0000_0000_0000) }
                         for c in candidates..<padded { signed[c] = .min }    // never larger than a key
                         let lanes = UnsafeRawPointer(signed)
                         // One slot past the k: ranks ≥ k are written there (branch-free; about a third of the
                         // candidates, in no predictable pattern) and it is not part of the result.
-                        return [Int](unsafeUninitializedCapacity: k + 1) { out, initialized in
-                            let o = out.baseAddress!
-                            for block in stride(from: 0, to: padded, by: 8) {
-                                let x = lanes.load(fromByteOffset: 8 * block, as: SIMD8<Int64>.self)
-                                var larger = SIMD8<Int64>()
-                                for c in 0..<candidates {
-                                    larger &-= unsafeBitCast(SIMD8<Int64>(repeating: signed[c]) .> x, to: SIMD8<Int64>.self)
-                                }
-                                for lane in 0..<min(8, candidates - block) {
-                                    o[min(Int(larger[lane]), k)] = Self.index(keys[block + lane])
-                                }
+                        for block in stride(from: 0, to: padded, by: 8) {
+                            let x = lanes.load(fromByteOffset: 8 * block, as: SIMD8<Int64>.self)
+                            var larger = SIMD8<Int64>()
+                            for c in 0..<candidates {
+                                larger &-= unsafeBitCast(SIMD8<Int64>(repeating: signed[c]) .> x, to: SIMD8<Int64>.self)
                             }
-                            initialized = k
+                            for lane in 0..<min(8, candidates - block) {
+                                o[min(Int(larger[lane]), k)] = Self.index(keys[block + lane])
+                            }
                         }
+                        return true
                     }
                 }
             }

@@ -36,10 +36,12 @@ extension NodeEstimator {
         let block = Self.scoringBlock
         let ldq = wqPacked.paddedCount, ldqMM = wqMMPacked.paddedCount
         let ldr = max(useCo ? ctx.kCoPacked.paddedCount : 0, useMM ? ctx.zMMPacked.paddedCount : 0, 1)
-        // Per worker: gathered e_n and z_n, both queries, one GSU's relevances.
-        let perWorker = block * (d + m + ldq + ldqMM + ldr)
+        // Per worker: gathered e_n and z_n, both queries, one GSU's relevances; a row's ESU weights and top-K.
+        let perWorker = block * (d + m + ldq + ldqMM + ldr) + max(1, k)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * perWorker)
-        defer { scratch.deallocate() }
+        let topScratch = UnsafeMutablePointer<Int>.allocate(capacity: workers * (k + 1))
+        defer { scratch.deallocate(); topScratch.deallocate() }
+        let topSink = IndexSink(topScratch)
         // Per row, when kept: each GSU's selection.
         var coRows = [Selection](repeating: ([], [], []), count: keepSelections && useCo ? n : 0)
         var mmRows = [Selection](repeating: ([], [], []), count: keepSelections && useMM ? n : 0)
@@ -56,7 +58,8 @@ extension NodeEstimator {
             parallelGuidedBlocks(n, maxBlock: block, minBlock: Self.scoringMinimumBlock, workers: workers) { worker, range in
                 let rows = range.count
                 let e = sink.base + worker * perWorker, z = e + block * d, q = z + block * m, qMM = q + block * ldq
-                let relevances = qMM + block * ldqMM
+                let relevances = qMM + block * ldqMM, esuWeights = relevances + block * ldr
+                let top = topSink.base + worker * (k + 1)
                 // x = concat(e_n, z_n, x_user, x_co, x_mm) (Eq. 16) for the block's rows.
                 var x = Matrix(rows: rows, cols: width)
                 x.storage.withUnsafeMutableBufferPointer { xb in
@@ -78,8 +81,12 @@ extension NodeEstimator {
                         RelevanceKernel.products(q, rows: rows, keys: ctx.kCoPacked, scale: scale, into: relevances, ldc: ldr)
                         for i in 0..<rows {
                             let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.kCoPacked.count)
-                            let g = Self.coAttention(scores, k: k, values: ctx.vCo, into: xs + i * width + 2 * d + m)
-                            if keepSelections { (coOut.base! + range.lowerBound + i).pointee = g }
+                            let o = xs + i * width + 2 * d + m
+                            if keepSelections {
+                                (coOut.base! + range.lowerBound + i).pointee = Self.coAttention(scores, k: k, values: ctx.vCo, into: o)
+                            } else {
+                                Self.coAttentionPooled(scores, k: k, values: ctx.vCo, into: o, top: top, weights: esuWeights)
+                            }
                         }
                     }
                     if useMM {
@@ -87,9 +94,14 @@ extension NodeEstimator {
                         RelevanceKernel.products(z, rows: rows, keys: ctx.zMMPacked, scale: 1, into: relevances, ldc: ldr)
                         for i in 0..<rows {
                             let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.zMMPacked.count)
-                            let g = Self.mmAttention(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
-                                                     values: ctx.vMM, into: xs + i * width + 3 * d + m, keep: keepSelections)
-                            if keepSelections { (mmOut.base! + range.lowerBound + i).pointee = g }
+                            let o = xs + i * width + 3 * d + m
+                            if keepSelections {
+                                (mmOut.base! + range.lowerBound + i).pointee = Self.mmAttention(
+                                    scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale, values: ctx.vMM, into: o, keep: true)
+                            } else {
+                                Self.mmAttentionPooled(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
+                                                       values: ctx.vMM, into: o, top: top, weights: esuWeights)
+                            }
                         }
                     }
                 }
@@ -173,6 +185,12 @@ extension NodeEstimator {
             return Array(UnsafeBufferPointer(start: current, count: rows))
         }
     }
+}
+
+/// A worker's top-K scratch in the scoring pass (each worker its own k + 1 slots).
+private struct IndexSink: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Int>
+    init(_ base: UnsafeMutablePointer<Int>) { self.base = base }
 }
 
 /// Per-row GSU selections written by the scoring workers, each row by the one worker whose block holds it.

@@ -520,15 +520,39 @@ public struct NodeEstimator: ParameterContainer {
     /// Σ_k a_k · values[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node, written to `o`
     /// (d floats): summed in registers, in k order (the same values as axpys into a zero row).
     static func pool(_ a: [Float], _ top: [Int], _ values: Matrix, into o: UnsafeMutablePointer<Float>) {
-        let d = values.cols
         precondition(a.count == top.count, "pool: \(a.count) weights for \(top.count) positions")
-        values.storage.withUnsafeBufferPointer { v in
-            a.withUnsafeBufferPointer { ab in
-                top.withUnsafeBufferPointer { tb in
-                    sumOfScaledRows(into: o, d, 0..<tb.count) { k in (ab[k], v.baseAddress! + tb[k] * d) }
-                }
-            }
+        a.withUnsafeBufferPointer { ab in
+            top.withUnsafeBufferPointer { tb in pool(ab.baseAddress!, tb.baseAddress!, count: tb.count, values, into: o) }
         }
+    }
+
+    /// The same over `count` weights and positions at `a` and `top`.
+    static func pool(_ a: UnsafePointer<Float>, _ top: UnsafePointer<Int>, count: Int, _ values: Matrix, into o: UnsafeMutablePointer<Float>) {
+        let d = values.cols
+        values.storage.withUnsafeBufferPointer { v in
+            sumOfScaledRows(into: o, d, 0..<count) { k in (a[k], v.baseAddress! + top[k] * d) }
+        }
+    }
+
+    /// `coAttention`'s pooled output alone, for scoring that keeps no selection: the same values, with the
+    /// top-K and the weights in the caller's `top` (room for k + 1) and `weights` (k) instead of new arrays.
+    static func coAttentionPooled(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>,
+                                  top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
+        let count = TopK.indices(scores, k: k, into: top)
+        for i in 0..<count { weights[i] = scores[top[i]] }
+        Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: weights, count: count))
+        pool(weights, top, count: count, values, into: o)
+    }
+
+    /// `mmAttention`'s pooled output alone, the same way.
+    static func mmAttentionPooled(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
+                                  scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>,
+                                  top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
+        let d = values.cols
+        let count = TopK.indices(scores, k: k, into: top)
+        for i in 0..<count { weights[i] = dot(query, keys + top[i] * d, d) * scale }
+        Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: weights, count: count))
+        pool(weights, top, count: count, values, into: o)
     }
 
     /// a·b in 8 lanes (a fixed order: the same value on every run), then the tail. A plain loop is one long
