@@ -15,8 +15,30 @@ public enum TopK {
         let n = scores.count
         let k = min(max(k, 0), n)
         if k == 0 { return [] }
+        if takesGroupMaxima(n: n, k: k), let top = byGroupMaxima(scores, k: k) { return top }
+        return withoutGroupMaxima(scores, k: k)
+    }
+
+    /// The same indices, written to `out` (room for min(k, n) + 1), and their count min(k, n): no array on the
+    /// GSUs' path (group maxima), the array's values copied otherwise.
+    public static func indices(_ scores: UnsafeBufferPointer<Float>, k: Int, into out: UnsafeMutablePointer<Int>) -> Int {
+        let n = scores.count
+        let k = min(max(k, 0), n)
+        if k == 0 { return 0 }
+        if takesGroupMaxima(n: n, k: k) && byGroupMaxima(scores, k: k, into: out) { return k }
+        let top = withoutGroupMaxima(scores, k: k)
+        top.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: top.count) }
+        return top.count
+    }
+
+    /// Whether a row of n scores tries `byGroupMaxima` first for its top k (1 ≤ k ≤ n): the GSUs' small k of
+    /// a longer row.
+    @inline(__always) static func takesGroupMaxima(n: Int, k: Int) -> Bool { k < n && k * 2 <= n && n >= 32 }
+
+    /// The top k (1 ≤ k ≤ n) by the other paths: where group maxima do not apply or decline (NaN).
+    static func withoutGroupMaxima(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int] {
+        let n = scores.count
         if k < n {
-            if k * 2 <= n && n >= 32, let top = byGroupMaxima(scores, k: k) { return top }
             if k * 8 <= n, let top = byBuffer(scores, k: k) { return top }
             if k * 8 > n && !scores.contains(where: { $0.isNaN }) { return byThreshold(scores, k: k) }
         }
@@ -62,18 +84,6 @@ public enum TopK {
         }
         idx.sort(by: better)
         return idx
-    }
-
-    /// The same indices, written to `out` (room for min(k, n) + 1), and their count min(k, n): no array on the
-    /// GSUs' path (group maxima), the array's values copied otherwise.
-    public static func indices(_ scores: UnsafeBufferPointer<Float>, k: Int, into out: UnsafeMutablePointer<Int>) -> Int {
-        let n = scores.count
-        let k = min(max(k, 0), n)
-        if k == 0 { return 0 }
-        if k < n && k * 2 <= n && n >= 32 && byGroupMaxima(scores, k: k, into: out) { return k }
-        let top = indices(scores, k: k)
-        top.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: top.count) }
-        return top.count
     }
 
     /// The common case (no NaN): find the k-th largest value by quickselect on a plain float copy,
@@ -392,7 +402,7 @@ extension TopK {
         }
     }
 
-    @inline(__always) static var laneBitsInt32: SIMD16<Int32> { SIMD16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768) }
+    @inline(__always) static var laneBitsInt32: SIMD16<Int32> { unsafeBitCast(laneBits, to: SIMD16<Int32>.self) }
 }
 
 /// The k-th largest value (1 ≤ k ≤ count) of a NaN-free buffer, by Hoare-partition quickselect;

@@ -136,15 +136,17 @@ extension NodeEstimator {
     public struct TrainingWeights: Sendable {
         public let scoring: ScoringWeights
         let wk: PackedKeys, wv: PackedKeys, wkMM: PackedKeys, wvMM: PackedKeys
-        /// PackedKeys(W) for Wq, Wq^mm, Wk, Wv, Wk^mm, Wv^mm, in that order.
-        let transposedProjections: [PackedKeys]
+        /// PackedKeys(W) of each projection: W's rows as the keys, so that a product is dOut·Wᵀ.
+        struct Transposed: Sendable { let wq, wqMM, wk, wv, wkMM, wvMM: PackedKeys }
+        let transposed: Transposed
         let headInputs: PackedKeys
     }
 
     public func trainingWeights() -> TrainingWeights {
         TrainingWeights(scoring: scoringWeights(), wk: PackedKeys(columnsOf: wk.value), wv: PackedKeys(columnsOf: wv.value),
                         wkMM: PackedKeys(columnsOf: wkMM.value), wvMM: PackedKeys(columnsOf: wvMM.value),
-                        transposedProjections: [wq, wqMM, wk, wv, wkMM, wvMM].map { PackedKeys($0.value) },
+                        transposed: .init(wq: PackedKeys(wq.value), wqMM: PackedKeys(wqMM.value), wk: PackedKeys(wk.value),
+                                          wv: PackedKeys(wv.value), wkMM: PackedKeys(wkMM.value), wvMM: PackedKeys(wvMM.value)),
                         headInputs: packedHeadInputWeights())
     }
 

@@ -400,11 +400,11 @@ public struct NodeEstimator: ParameterContainer {
             BLAS.gemm(input.view(), transposeA: true, dOut.view(), beta: 1, into: &w.grad)
             return RelevanceKernel.rowwiseProduct(dOut, transposed ?? PackedKeys(w.value))
         }
-        let t = packed?.transposedProjections
-        dENode.addScaled(project(f.eNode, wq, t?[0], dQ))
-        dENode.addScaled(project(f.eNode, wqMM, t?[1], dQMM))
-        let dECo = project(ctx.eCo, wk, t?[2], dKCo) + project(ctx.eCo, wv, t?[3], dVCo)
-        let dEMM = project(ctx.eMM, wkMM, t?[4], dKMM) + project(ctx.eMM, wvMM, t?[5], dVMM)
+        let t = packed?.transposed
+        dENode.addScaled(project(f.eNode, wq, t?.wq, dQ))
+        dENode.addScaled(project(f.eNode, wqMM, t?.wqMM, dQMM))
+        let dECo = project(ctx.eCo, wk, t?.wk, dKCo) + project(ctx.eCo, wv, t?.wv, dVCo)
+        let dEMM = project(ctx.eMM, wkMM, t?.wkMM, dKMM) + project(ctx.eMM, wvMM, t?.wvMM, dVMM)
         nodeEmbedding.backward(ids: f.nodes, de: dENode)
         nodeEmbedding.backward(ids: ctx.coLeaves, de: dECo)
         nodeEmbedding.backward(ids: ctx.mmLeaves, de: dEMM)
@@ -495,26 +495,33 @@ public struct NodeEstimator: ParameterContainer {
     }
 
     /// Co-GSU's top-K of one node's relevances `scores` and Co-SBS over it (Eq. 11–12): the softmax of the
-    /// selected scores themselves (Co-SBS reuses them), the pooled values written to `o` (d floats).
+    /// selected scores themselves (Co-SBS reuses them), the pooled values written to `o` (d floats); the
+    /// selection as arrays (`coAttentionPooled` into them).
     static func coAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>) -> Selection {
-        let top = TopK.indices(scores, k: k)
-        let s = top.map { scores[$0] }
-        let a = Softmax.forward(vector: s)
-        pool(a, top, values, into: o)
-        return (top, s, a)
+        let (top, a) = selection(k) { coAttentionPooled(scores, k: k, values: values, into: o, top: $0, weights: $1) }
+        return (top, top.map { scores[$0] }, a)
     }
 
     /// MM-GSU's top-K of one node's frozen relevances `scores` and MM-SBS over it (Eq. 13–14): attention with
     /// its own W^mm, query·keys[pos]·scale (`keys` (L, d) row-major), softmax, the pooled values written to
-    /// `o`. The raw scores of the selection only with `keep` (empty otherwise).
+    /// `o`; the selection as arrays (`mmAttentionPooled` into them). The raw scores of the selection only with
+    /// `keep` (empty otherwise).
     static func mmAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
                             scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>, keep: Bool) -> Selection {
-        let d = values.cols
-        let top = TopK.indices(scores, k: k)
-        var a = top.map { pos in dot(query, keys + pos * d, d) * scale }
-        a.withUnsafeMutableBufferPointer { Softmax.softmaxInPlace($0) }   // the scores become the weights
-        pool(a, top, values, into: o)
+        let (top, a) = selection(k) {
+            mmAttentionPooled(scores, k: k, query: query, keys: keys, scale: scale, values: values, into: o, top: $0, weights: $1)
+        }
         return (top, keep ? top.map { scores[$0] } : [], a)
+    }
+
+    /// The positions and weights that `attend(top, weights)` writes (room for k + 1 and k) and counts, as arrays.
+    private static func selection(_ k: Int, _ attend: (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Float>) -> Int) -> ([Int], [Float]) {
+        let room = max(k, 0)
+        var top = [Int](repeating: 0, count: room + 1), a = [Float](repeating: 0, count: room + 1)
+        let count = top.withUnsafeMutableBufferPointer { tb in a.withUnsafeMutableBufferPointer { ab in attend(tb.baseAddress!, ab.baseAddress!) } }
+        top.removeLast(top.count - count)
+        a.removeLast(a.count - count)
+        return (top, a)
     }
 
     /// Σ_k a_k · values[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node, written to `o`
@@ -534,25 +541,29 @@ public struct NodeEstimator: ParameterContainer {
         }
     }
 
-    /// `coAttention`'s pooled output alone, for scoring that keeps no selection: the same values, with the
-    /// top-K and the weights in the caller's `top` (room for k + 1) and `weights` (k) instead of new arrays.
+    /// Co-SBS (Eq. 11–12) with the top-K and the weights written to the caller's `top` (room for k + 1) and
+    /// `weights` (k) instead of new arrays (scoring that keeps no selection); returns their count.
+    @discardableResult
     static func coAttentionPooled(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>,
-                                  top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
+                                  top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Int {
         let count = TopK.indices(scores, k: k, into: top)
         for i in 0..<count { weights[i] = scores[top[i]] }
         Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: weights, count: count))
         pool(weights, top, count: count, values, into: o)
+        return count
     }
 
-    /// `mmAttention`'s pooled output alone, the same way.
+    /// MM-SBS (Eq. 13–14) the same way; the weights are the softmax of query·keys[pos]·scale.
+    @discardableResult
     static func mmAttentionPooled(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
                                   scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>,
-                                  top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
+                                  top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Int {
         let d = values.cols
         let count = TopK.indices(scores, k: k, into: top)
         for i in 0..<count { weights[i] = dot(query, keys + top[i] * d, d) * scale }
-        Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: weights, count: count))
+        Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: weights, count: count))   // the scores become the weights
         pool(weights, top, count: count, values, into: o)
+        return count
     }
 
     /// a·b in 8 lanes (a fixed order: the same value on every run), then the tail. A plain loop is one long
