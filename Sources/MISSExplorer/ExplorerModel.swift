@@ -152,10 +152,11 @@ extension GSUComparison {
     init(level: Int, node: Int, co coGSU: NodeEstimator.GSUResult, mm mmGSU: NodeEstimator.GSUResult, index i: Int,
          coItems: [Int32], mmItems: [Int32], historyLength: Int) {
         func entries(_ g: NodeEstimator.GSUResult, items: [Int32]) -> [GSUEntry] {
-            guard i < g.positions.count else { return [] }
+            guard i < g.nodes else { return [] }
             let start = historyLength - items.count
-            return g.positions[i].enumerated().map { r, pos in
-                GSUEntry(rank: r + 1, position: start + pos, item: items[pos], score: g.scores[i][r], weight: g.weights[i][r], inBoth: false)
+            let scores = Array(g.scores(i)), weights = Array(g.weights(i))
+            return g.positions(i).enumerated().map { r, pos in
+                GSUEntry(rank: r + 1, position: start + pos, item: items[pos], score: scores[r], weight: weights[r], inBoth: false)
             }
         }
         var co = entries(coGSU, items: coItems)

@@ -32,7 +32,7 @@ import MISSTestSupport
         est.zeroGrad()
         let ctx = est.context(history: history[...])
         let f = est.forward(ctx, nodes: nodes)
-        #expect(f.co.positions.count == (ablation.0 ? 5 : 0) && f.mm.positions.count == (ablation.1 ? 5 : 0))
+        #expect(f.co.nodes == (ablation.0 ? 5 : 0) && f.mm.nodes == (ablation.1 ? 5 : 0))
         let (_, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: labels)
         est.backward(ctx, f, dLogits: dLogits)
         for p in est.parameters {
@@ -113,13 +113,13 @@ import MISSTestSupport
         #expect(whole.logits.maxAbs > 0.5)
         #expect(close(scoring.logits, whole.logits))
         #expect(est.forward(ctx, nodes: nodes, keepSelections: false, backwardCaches: false).logits.storage == scoring.logits.storage)
-        #expect(scoring.co.positions.isEmpty && scoring.mm.positions.isEmpty)
+        #expect(scoring.co.isEmpty && scoring.mm.isEmpty)
         // With the selections kept (the explorer's trace): both GSUs' selections of the training forward pass.
         let traced = est.forward(ctx, nodes: nodes, keepSelections: true, backwardCaches: false)
         #expect(traced.logits.storage == whole.logits.storage)
-        #expect(traced.co.positions == whole.co.positions && traced.co.scores == whole.co.scores && traced.co.weights == whole.co.weights)
-        #expect(traced.mm.positions == whole.mm.positions && traced.mm.scores == whole.mm.scores && traced.mm.weights == whole.mm.weights)
-        #expect(traced.co.positions.count == nodes.count && traced.mm.positions.count == nodes.count)
+        #expect(traced.co == whole.co)
+        #expect(traced.mm == whole.mm)
+        #expect(traced.co.nodes == nodes.count && traced.mm.nodes == nodes.count)
         // Any blocks, including ragged ones and more blocks than cores; a different head gives other logits.
         let x = Matrix.randomNormal(nodes.count, c.inputWidth(mmDim: 16), using: &rng)
         let one = est.headLogits(x, rowBlocks: 1)
@@ -175,8 +175,8 @@ import MISSTestSupport
         let z = tree.nodeEmbeddings.row(node)
         let raw = mmItems.map { item in zip(z, est.itemMM.row(Int(item))).reduce(Float(0)) { $0 + $1.0 * $1.1 } }
         let expected = Array(raw.indices.sorted { raw[$0] > raw[$1] || (raw[$0] == raw[$1] && $0 < $1) }.prefix(4))
-        #expect(f.mm.positions[0] == expected)
-        for (k, pos) in expected.enumerated() { #expect(abs(f.mm.scores[0][k] - raw[pos]) < 1e-5) }
+        #expect(Array(f.mm.positions(0)) == expected)
+        for (k, pos) in expected.enumerated() { #expect(abs(Array(f.mm.scores(0))[k] - raw[pos]) < 1e-5) }
         // Co-GSU: (Wq e_n)·(Wk e_i)/√d.
         let e = est.nodeEmbedding.table.value
         let q = matmul(e.rows(node..<(node + 1)), est.wq.value)
@@ -187,8 +187,37 @@ import MISSTestSupport
             return zip(q.storage, k.storage).reduce(Float(0)) { $0 + $1.0 * $1.1 } / 2
         }
         let coExpected = Array(r.indices.sorted { r[$0] > r[$1] || (r[$0] == r[$1] && $0 < $1) }.prefix(4))
-        #expect(f.co.positions[0] == coExpected)
-        #expect(abs(f.co.weights[0].reduce(0, +) - 1) < 1e-5 && abs(f.mm.weights[0].reduce(0, +) - 1) < 1e-5)
+        #expect(Array(f.co.positions(0)) == coExpected)
+        #expect(abs(f.co.weights(0).reduce(0, +) - 1) < 1e-5 && abs(f.mm.weights(0).reduce(0, +) - 1) < 1e-5)
+    }
+
+    /// The flat selections: each node's row where the forward pass wrote it, the scratch slot past the row
+    /// cleared, no scores unless kept, and equality that sees a single different weight.
+    @Test func gsuResultRowsAreWhereTheyWereWritten() {
+        func result(keepScores: Bool, nudge: Float = 0) -> NodeEstimator.GSUResult {
+            NodeEstimator.GSUResult(nodes: 3, width: 2, keepScores: keepScores) { out in
+                let relevances: [Float] = [0.5, -1, 2, 7, 3]
+                for r in 0..<3 {
+                    relevances.withUnsafeBufferPointer { rel in
+                        out.write(r, width: 2, relevances: rel) { top, weights in
+                            top[0] = 4 - r; top[1] = r; top[2] = 99           // slot 2: the top-K's scratch
+                            weights[0] = Float(r) + 0.25; weights[1] = Float(r) + nudge; weights[2] = 42
+                            return 2
+                        }
+                    }
+                }
+            }
+        }
+        let g = result(keepScores: true)
+        #expect(g.nodes == 3 && g.width == 2 && !g.isEmpty)
+        #expect(Array(g.positions(0)) == [4, 0] && Array(g.positions(1)) == [3, 1] && Array(g.positions(2)) == [2, 2])
+        #expect(Array(g.weights(2)) == [2.25, 2])
+        #expect(Array(g.scores(0)) == [3, 0.5] && Array(g.scores(1)) == [7, -1] && Array(g.scores(2)) == [2, 2])
+        #expect(g.positionStorage[2] == 0 && g.weightStorage[5] == 0 && g.scoreStorage[8] == 0)
+        let unscored = result(keepScores: false)
+        #expect(unscored.scores(1).isEmpty && Array(unscored.positions(1)) == [3, 1] && unscored != g)
+        #expect(result(keepScores: true) == g && result(keepScores: true, nudge: 1e-3) != g)
+        #expect(NodeEstimator.GSUResult.none.isEmpty && NodeEstimator.GSUResult.none.nodes == 0)
     }
 
     /// The training FLOP count (the bench's FLOP bound) on a configuration small enough to count by hand:

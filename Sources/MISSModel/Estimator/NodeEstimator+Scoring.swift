@@ -24,7 +24,7 @@ extension NodeEstimator {
         for node in nodes { precondition(node >= 0 && node < table.rows, "forward: node \(node) out of 0..<\(table.rows)") }
         let useCo = config.useCoGSU && !ctx.coItems.isEmpty, useMM = config.useMMGSU && !ctx.mmItems.isEmpty
         var logits = Matrix(rows: n, cols: objectives)
-        var co = GSUResult([]), mm = GSUResult([])
+        var co = GSUResult.none, mm = GSUResult.none
         func done() -> Forward {
             Forward(nodes: nodes, logits: logits, co: co, mm: mm, eNode: Matrix(rows: 0, cols: d), q: Matrix(rows: 0, cols: d),
                     qMM: Matrix(rows: 0, cols: d), x: Matrix(rows: 0, cols: width), expertOut: [], gateWeights: [], towerCaches: [], mixed: [])
@@ -41,20 +41,16 @@ extension NodeEstimator {
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * perWorker)
         let topScratch = UnsafeMutablePointer<Int>.allocate(capacity: workers * (k + 1))
         defer { scratch.deallocate(); topScratch.deallocate() }
-        let topSink = IndexSink(topScratch)
-        // Per row, when kept: each GSU's selection.
-        var coRows = [Selection](repeating: ([], [], []), count: keepSelections && useCo ? n : 0)
-        var mmRows = [Selection](repeating: ([], [], []), count: keepSelections && useMM ? n : 0)
-        let sink = RowSink(scratch)
+        let topSink = IndexSink(topScratch), sink = RowSink(scratch)
+        // Per row, when kept: each GSU's selection, written in place. Otherwise each worker's scratch.
+        let coSelected = useCo ? min(k, ctx.coItems.count) : 0, mmSelected = useMM ? min(k, ctx.mmItems.count) : 0
+        func scored(_ coOut: SelectionRows?, _ mmOut: SelectionRows?) {
         logits.storage.withUnsafeMutableBufferPointer { lb in
-        coRows.withUnsafeMutableBufferPointer { cb in
-        mmRows.withUnsafeMutableBufferPointer { mb in
         table.storage.withUnsafeBufferPointer { tb in
         nodeMM.storage.withUnsafeBufferPointer { zb in
         ctx.xUser.storage.withUnsafeBufferPointer { ub in
         ctx.kMM.storage.withUnsafeBufferPointer { kmb in
             let logitsOut = RowSink(lb.baseAddress!)
-            let coOut = SelectionSink(cb.baseAddress), mmOut = SelectionSink(mb.baseAddress)
             parallelGuidedBlocks(n, maxBlock: block, minBlock: Self.scoringMinimumBlock, workers: workers) { worker, range in
                 let rows = range.count
                 let e = sink.base + worker * perWorker, z = e + block * d, q = z + block * m, qMM = q + block * ldq
@@ -82,10 +78,12 @@ extension NodeEstimator {
                         for i in 0..<rows {
                             let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.kCoPacked.count)
                             let o = xs + i * width + 2 * d + m
-                            if keepSelections {
-                                (coOut.base! + range.lowerBound + i).pointee = Self.coAttention(scores, k: k, values: ctx.vCo, into: o)
+                            if let coOut {
+                                coOut.write(range.lowerBound + i, width: coSelected, relevances: scores) { top, weights in
+                                    Self.coAttention(scores, k: k, values: ctx.vCo, into: o, top: top, weights: weights)
+                                }
                             } else {
-                                Self.coAttentionPooled(scores, k: k, values: ctx.vCo, into: o, top: top, weights: esuWeights)
+                                Self.coAttention(scores, k: k, values: ctx.vCo, into: o, top: top, weights: esuWeights)
                             }
                         }
                     }
@@ -95,12 +93,14 @@ extension NodeEstimator {
                         for i in 0..<rows {
                             let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.zMMPacked.count)
                             let o = xs + i * width + 3 * d + m
-                            if keepSelections {
-                                (mmOut.base! + range.lowerBound + i).pointee = Self.mmAttention(
-                                    scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale, values: ctx.vMM, into: o, keep: true)
+                            if let mmOut {
+                                mmOut.write(range.lowerBound + i, width: mmSelected, relevances: scores) { top, weights in
+                                    Self.mmAttention(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
+                                                     values: ctx.vMM, into: o, top: top, weights: weights)
+                                }
                             } else {
-                                Self.mmAttentionPooled(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
-                                                       values: ctx.vMM, into: o, top: top, weights: esuWeights)
+                                Self.mmAttention(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
+                                                 values: ctx.vMM, into: o, top: top, weights: esuWeights)
                             }
                         }
                     }
@@ -108,9 +108,17 @@ extension NodeEstimator {
                 let y = head(x, packed: weights.head, bias: weights.headBias, caches: false, packedTowers: weights.towers).logits
                 y.storage.withUnsafeBufferPointer { (logitsOut.base + range.lowerBound * objectives).update(from: $0.baseAddress!, count: rows * objectives) }
             }
-        }}}}}}}
-        co = GSUResult(coRows)
-        mm = GSUResult(mmRows)
+        }}}}}
+        }
+        if keepSelections {
+            co = GSUResult(nodes: useCo ? n : 0, width: coSelected, keepScores: true) { coOut in
+                mm = GSUResult(nodes: useMM ? n : 0, width: mmSelected, keepScores: true) { mmOut in
+                    scored(useCo ? coOut : nil, useMM ? mmOut : nil)
+                }
+            }
+        } else {
+            scored(nil, nil)
+        }
         return done()
     }
 }
@@ -193,10 +201,4 @@ extension NodeEstimator {
 private struct IndexSink: @unchecked Sendable {
     let base: UnsafeMutablePointer<Int>
     init(_ base: UnsafeMutablePointer<Int>) { self.base = base }
-}
-
-/// Per-row GSU selections written by the scoring workers, each row by the one worker whose block holds it.
-private struct SelectionSink: @unchecked Sendable {
-    let base: UnsafeMutablePointer<NodeEstimator.Selection>?
-    init(_ base: UnsafeMutablePointer<NodeEstimator.Selection>?) { self.base = base }
 }

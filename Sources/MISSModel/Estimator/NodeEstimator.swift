@@ -173,21 +173,97 @@ public struct NodeEstimator: ParameterContainer {
     public var itemIDEmbeddings: Matrix { nodeEmbedding.table.value.gatherRows(itemLeafNode.map(Int.init)) }
 
     /// One GSU's selection for every candidate node: positions in the GSU's sequence (best first),
-    /// the raw relevance scores r_i of those positions, and the ESU's softmax weights over them.
-    public struct GSUResult: Sendable {
-        public var positions: [[Int]]
-        public var scores: [[Float]]
-        public var weights: [[Float]]
+    /// the raw relevance scores r_i of those positions, and the ESU's softmax weights over them. Every node
+    /// selects min(K, L) positions, so the selections are kept node after node in three flat arrays (the
+    /// forward pass writes them in place: no arrays per node).
+    public struct GSUResult: Sendable, Equatable {
+        /// Candidate nodes, and the positions each one selects.
+        public let nodes: Int
+        public let width: Int
+        /// Node r's entries are at r·stride ..< r·stride + width; the slot after them is the top-K's scratch
+        /// while the forward pass writes them (zero afterwards).
+        let stride: Int
+        let positionStorage: [Int]
+        let scoreStorage: [Float]
+        let weightStorage: [Float]
 
-        /// Per node, in order: its selection.
-        init(_ selections: [Selection]) {
-            positions = selections.map(\.top); scores = selections.map(\.scores); weights = selections.map(\.weights)
+        /// No nodes (a GSU that is switched off, or selections not kept).
+        public static let none = GSUResult(nodes: 0, width: 0, keepScores: false) { _ in }
+
+        public var isEmpty: Bool { nodes == 0 }
+
+        /// Node r's selected positions, best first.
+        public func positions(_ r: Int) -> ArraySlice<Int> { positionStorage[entries(r)] }
+        /// Their raw relevances (empty when the forward pass did not keep them).
+        public func scores(_ r: Int) -> ArraySlice<Float> { scoreStorage.isEmpty ? [] : scoreStorage[entries(r)] }
+        /// The ESU's softmax weights over them.
+        public func weights(_ r: Int) -> ArraySlice<Float> { weightStorage[entries(r)] }
+
+        func entries(_ r: Int) -> Range<Int> {
+            precondition(r >= 0 && r < nodes, "GSU selection: node \(r) outside 0..<\(nodes)")
+            return (r * stride)..<(r * stride + width)
+        }
+
+        public static func == (a: GSUResult, b: GSUResult) -> Bool {
+            a.nodes == b.nodes && a.width == b.width && (0..<a.nodes).allSatisfy {
+                a.positions($0) == b.positions($0) && a.scores($0) == b.scores($0) && a.weights($0) == b.weights($0)
+            }
+        }
+
+        /// `nodes` selections of `width` positions, written by `fill` (every node's row, each by one worker).
+        init(nodes: Int, width: Int, keepScores: Bool, _ fill: (SelectionRows) -> Void) {
+            let stride = width + 1, count = nodes * stride
+            self.nodes = nodes
+            self.width = width
+            self.stride = stride
+            var scores: [Float] = keepScores ? [Float](repeating: 0, count: count) : []
+            var weights = [Float](repeating: 0, count: count)
+            positionStorage = [Int](unsafeUninitializedCapacity: count) { pb, initialized in
+                weights.withUnsafeMutableBufferPointer { wb in
+                    scores.withUnsafeMutableBufferPointer { sb in
+                        let rows = SelectionRows(positions: pb.baseAddress!, weights: wb.baseAddress!,
+                                                 scores: keepScores ? sb.baseAddress! : nil, stride: stride)
+                        fill(rows)
+                        // The scratch slots: the same contents on every run.
+                        for r in 0..<nodes {
+                            pb[r * stride + width] = 0
+                            wb[r * stride + width] = 0
+                            if keepScores { sb[r * stride + width] = 0 }
+                        }
+                    }
+                }
+                initialized = count
+            }
+            scoreStorage = scores
+            weightStorage = weights
         }
     }
 
-    /// One node's GSU selection: positions in the GSU's sequence (best first), their raw relevances, the
-    /// ESU's softmax weights over them.
-    typealias Selection = (top: [Int], scores: [Float], weights: [Float])
+    /// Where the forward pass's workers write node r's selection into a `GSUResult` under construction:
+    /// its positions (room for width + 1: `TopK.indices(_:k:into:)`), its weights and, if kept, its scores.
+    struct SelectionRows: @unchecked Sendable {
+        let positions: UnsafeMutablePointer<Int>
+        let weights: UnsafeMutablePointer<Float>
+        let scores: UnsafeMutablePointer<Float>?
+        let stride: Int
+
+        func positions(_ r: Int) -> UnsafeMutablePointer<Int> { positions + r * stride }
+        func weights(_ r: Int) -> UnsafeMutablePointer<Float> { weights + r * stride }
+
+        /// Node r's selection, computed by `attend(top, weights)` (which returns how many it selected, `width`);
+        /// the raw relevances of the selected positions copied from `relevances` if they are kept.
+        @inline(__always)
+        func write(_ r: Int, width: Int, relevances: UnsafeBufferPointer<Float>,
+                   _ attend: (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Float>) -> Int) {
+            let top = positions(r)
+            let count = attend(top, weights(r))
+            precondition(count == width, "GSU selection: \(count) positions where \(width) were expected")
+            if let scores {
+                let s = scores + r * stride
+                for i in 0..<count { s[i] = relevances[top[i]] }
+            }
+        }
+    }
 
     /// Everything the forward pass computed; the backward pass and the explorer's trace read it.
     public struct Forward {
@@ -222,7 +298,7 @@ public struct NodeEstimator: ParameterContainer {
         // (the queries' inputs).
         var eNode = Matrix(rows: n, cols: d), zNode = Matrix(rows: n, cols: m)
         var q = Matrix(rows: 0, cols: d), qMM = Matrix(rows: 0, cols: d)
-        var co = GSUResult([]), mm = GSUResult([])
+        var co = GSUResult.none, mm = GSUResult.none
         let useCo = config.useCoGSU && !ctx.coItems.isEmpty, useMM = config.useMMGSU && !ctx.mmItems.isEmpty
         let xStorage = [Float](unsafeUninitializedCapacity: max(1, n * width)) { buffer, initialized in
             let xOut = RowSink(buffer.baseAddress!)
@@ -247,24 +323,32 @@ public struct NodeEstimator: ParameterContainer {
             qMM = RelevanceKernel.rowwiseProduct(eNode, scoringWeights?.wqMM ?? PackedKeys(columnsOf: wqMM.value))
             let k = config.topK
             if useCo {
-                let vCo = ctx.vCo, xCo = RowSink(xOut.base + 2 * d + m)
-                let rows = coRelevanceRows(q, ctx) { row, scores -> Selection in
-                    let g = Self.coAttention(scores, k: k, values: vCo, into: xCo.base + row * width)
-                    return keepSelections ? g : ([], [], [])
-                }
-                if keepSelections { co = GSUResult(rows) }
-            }
-            if useMM {
-                let kMM = ctx.kMM, vMM = ctx.vMM, xMM = RowSink(xOut.base + 3 * d + m), queries = qMM
-                let rows = mmRelevanceRows(zNode, ctx) { row, scores -> Selection in
-                    queries.storage.withUnsafeBufferPointer { qb in
-                        kMM.storage.withUnsafeBufferPointer { kb in
-                            Self.mmAttention(scores, k: k, query: qb.baseAddress! + row * d, keys: kb.baseAddress!, scale: scale,
-                                             values: vMM, into: xMM.base + row * width, keep: keepSelections)
+                let vCo = ctx.vCo, xCo = RowSink(xOut.base + 2 * d + m), selected = min(k, ctx.coItems.count)
+                let rows = GSUResult(nodes: n, width: selected, keepScores: keepSelections) { out in
+                    _ = coRelevanceRows(q, ctx) { row, scores in
+                        out.write(row, width: selected, relevances: scores) { top, weights in
+                            Self.coAttention(scores, k: k, values: vCo, into: xCo.base + row * width, top: top, weights: weights)
                         }
                     }
                 }
-                if keepSelections { mm = GSUResult(rows) }
+                if keepSelections { co = rows }
+            }
+            if useMM {
+                let kMM = ctx.kMM, vMM = ctx.vMM, xMM = RowSink(xOut.base + 3 * d + m), queries = qMM
+                let selected = min(k, ctx.mmItems.count)
+                let rows = GSUResult(nodes: n, width: selected, keepScores: keepSelections) { out in
+                    _ = mmRelevanceRows(zNode, ctx) { row, scores in
+                        queries.storage.withUnsafeBufferPointer { qb in
+                            kMM.storage.withUnsafeBufferPointer { kb in
+                                out.write(row, width: selected, relevances: scores) { top, weights in
+                                    Self.mmAttention(scores, k: k, query: qb.baseAddress! + row * d, keys: kb.baseAddress!, scale: scale,
+                                                     values: vMM, into: xMM.base + row * width, top: top, weights: weights)
+                                }
+                            }
+                        }
+                    }
+                }
+                if keepSelections { mm = rows }
             }
             initialized = n * width
         }
@@ -494,46 +578,9 @@ public struct NodeEstimator: ParameterContainer {
         return forward + overX + rest + backward + headBackward
     }
 
-    /// Co-GSU's top-K of one node's relevances `scores` and Co-SBS over it (Eq. 11–12): the softmax of the
-    /// selected scores themselves (Co-SBS reuses them), the pooled values written to `o` (d floats); the
-    /// selection as arrays (`coAttentionPooled` into them).
-    static func coAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>) -> Selection {
-        let (top, a) = selection(k) { coAttentionPooled(scores, k: k, values: values, into: o, top: $0, weights: $1) }
-        return (top, top.map { scores[$0] }, a)
-    }
-
-    /// MM-GSU's top-K of one node's frozen relevances `scores` and MM-SBS over it (Eq. 13–14): attention with
-    /// its own W^mm, query·keys[pos]·scale (`keys` (L, d) row-major), softmax, the pooled values written to
-    /// `o`; the selection as arrays (`mmAttentionPooled` into them). The raw scores of the selection only with
-    /// `keep` (empty otherwise).
-    static func mmAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
-                            scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>, keep: Bool) -> Selection {
-        let (top, a) = selection(k) {
-            mmAttentionPooled(scores, k: k, query: query, keys: keys, scale: scale, values: values, into: o, top: $0, weights: $1)
-        }
-        return (top, keep ? top.map { scores[$0] } : [], a)
-    }
-
-    /// The positions and weights that `attend(top, weights)` writes (room for k + 1 and k) and counts, as arrays.
-    private static func selection(_ k: Int, _ attend: (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Float>) -> Int) -> ([Int], [Float]) {
-        let room = max(k, 0)
-        var top = [Int](repeating: 0, count: room + 1), a = [Float](repeating: 0, count: room + 1)
-        let count = top.withUnsafeMutableBufferPointer { tb in a.withUnsafeMutableBufferPointer { ab in attend(tb.baseAddress!, ab.baseAddress!) } }
-        top.removeLast(top.count - count)
-        a.removeLast(a.count - count)
-        return (top, a)
-    }
-
-    /// Σ_k a_k · values[top_k]: the ESU's attention pooling (Eq. 12 and 14) for one node, written to `o`
-    /// (d floats): summed in registers, in k order (the same values as axpys into a zero row).
-    static func pool(_ a: [Float], _ top: [Int], _ values: Matrix, into o: UnsafeMutablePointer<Float>) {
-        precondition(a.count == top.count, "pool: \(a.count) weights for \(top.count) positions")
-        a.withUnsafeBufferPointer { ab in
-            top.withUnsafeBufferPointer { tb in pool(ab.baseAddress!, tb.baseAddress!, count: tb.count, values, into: o) }
-        }
-    }
-
-    /// The same over `count` weights and positions at `a` and `top`.
+    /// Σ_k a_k · values[top_k] over `count` weights and positions at `a` and `top`: the ESU's attention pooling
+    /// (Eq. 12 and 14) for one node, written to `o` (d floats): summed in registers, in k order (the same
+    /// values as axpys into a zero row).
     static func pool(_ a: UnsafePointer<Float>, _ top: UnsafePointer<Int>, count: Int, _ values: Matrix, into o: UnsafeMutablePointer<Float>) {
         let d = values.cols
         values.storage.withUnsafeBufferPointer { v in
@@ -541,10 +588,11 @@ public struct NodeEstimator: ParameterContainer {
         }
     }
 
-    /// Co-SBS (Eq. 11–12) with the top-K and the weights written to the caller's `top` (room for k + 1) and
-    /// `weights` (k) instead of new arrays (scoring that keeps no selection); returns their count.
+    /// Co-GSU's top-K of one node's relevances `scores` and Co-SBS over it (Eq. 11–12): the positions written
+    /// to `top` (room for k + 1), the softmax of the selected scores themselves (Co-SBS reuses them) to
+    /// `weights` (k), the pooled values to `o` (d floats); returns how many were selected, min(k, L).
     @discardableResult
-    static func coAttentionPooled(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>,
+    static func coAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>,
                                   top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Int {
         let count = TopK.indices(scores, k: k, into: top)
         for i in 0..<count { weights[i] = scores[top[i]] }
@@ -553,9 +601,10 @@ public struct NodeEstimator: ParameterContainer {
         return count
     }
 
-    /// MM-SBS (Eq. 13–14) the same way; the weights are the softmax of query·keys[pos]·scale.
+    /// MM-GSU's top-K of one node's frozen relevances `scores` and MM-SBS over it (Eq. 13–14), the same way:
+    /// the weights are the softmax of query·keys[pos]·scale, with MM-SBS's own W^mm (`keys` (L, d) row-major).
     @discardableResult
-    static func mmAttentionPooled(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
+    static func mmAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
                                   scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>,
                                   top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Int {
         let d = values.cols
@@ -611,13 +660,12 @@ public struct NodeEstimator: ParameterContainer {
     /// order, dQ[node] over its k in order.
     static func selectedAttentionBackward(_ gsu: GSUResult, dX: Matrix, queries q: Matrix, keys: Matrix, values: Matrix,
                                           scale: Float) -> (Matrix, Matrix, Matrix) {
-        let d = q.cols, rows = gsu.positions.count, length = keys.rows
+        let d = q.cols, rows = gsu.nodes, width = gsu.width, length = keys.rows
         var dQ = Matrix(rows: q.rows, cols: d)
         precondition(values.rows == length, "selected attention: \(values.rows) value rows for \(length) keys")
-        // Entries e in node-major order: row, position, weight a_e; then g_e = dL/da_e and ds_e.
-        var starts = [Int](repeating: 0, count: rows + 1)
-        for r in 0..<rows { starts[r + 1] = starts[r] + gsu.positions[r].count }
-        let rowStart = starts, total = rowStart[rows]
+        // Entries e in node-major order (node r's are r·width ..< (r + 1)·width): row, position, weight a_e;
+        // then g_e = dL/da_e and ds_e.
+        let total = rows * width
         guard total > 0 else { return (dQ, Matrix(rows: length, cols: d), Matrix(rows: length, cols: d)) }
         // dK and dV: every row is written below (a sum, or zeros where no node selected the position), so
         // they are not zeroed first (4 × L × d floats an instance).
@@ -634,17 +682,15 @@ public struct NodeEstimator: ParameterContainer {
         let bucketStart = ints + 3 * total, next = bucketStart + (length + 1)
         let a = floats, g = floats + total, ds = floats + 2 * total
         bucketStart.initialize(repeating: 0, count: length + 1)
-        for r in 0..<rows {
-            let base = rowStart[r]
-            gsu.positions[r].withUnsafeBufferPointer { top in
-                gsu.weights[r].withUnsafeBufferPointer { w in
-                    precondition(w.count == top.count, "selected attention: \(w.count) weights for \(top.count) positions")
-                    for k in 0..<top.count {
-                        let pos = top[k]
+        gsu.positionStorage.withUnsafeBufferPointer { top in
+            gsu.weightStorage.withUnsafeBufferPointer { w in
+                for r in 0..<rows {
+                    for k in 0..<width {
+                        let pos = top[r * gsu.stride + k], e = r * width + k
                         precondition(pos >= 0 && pos < length, "selected attention: position \(pos) outside 0..<\(length)")
-                        entryRow[base + k] = Int32(truncatingIfNeeded: r)
-                        entryPos[base + k] = Int32(truncatingIfNeeded: pos)
-                        a[base + k] = w[k]
+                        entryRow[e] = Int32(truncatingIfNeeded: r)
+                        entryPos[e] = Int32(truncatingIfNeeded: pos)
+                        a[e] = w[r * gsu.stride + k]
                         bucketStart[pos + 1] &+= 1
                     }
                 }
@@ -684,7 +730,7 @@ public struct NodeEstimator: ParameterContainer {
             }
             // 2. By node: the softmax backward, ds_e = a_e (g_e − Σ_k a_k g_k) · scale; dQ[node] += ds_e K[pos].
             for r in 0..<rows {
-                let entries = rowStart[r]..<rowStart[r + 1]
+                let entries = (r * width)..<((r + 1) * width)
                 var dot: Float = 0
                 for e in entries { dot += a[e] * g[e] }
                 for e in entries { ds[e] = a[e] * (g[e] - dot) * scale }
