@@ -126,6 +126,17 @@ import MISSTestSupport
         #expect(TopK.indices(mostlyNaN, k: 50) == reference(mostlyNaN.map { $0.isNaN ? -.infinity : $0 }, 50))
     }
 
+    @Test func laneMaskHasOneBitPerSetLane() {
+        var rng = Xoshiro256StarStar(seed: 5)
+        for trial in 0..<2000 {
+            let bits = trial < 16 ? UInt32(1) << UInt32(trial) : (trial == 16 ? 0xFFFF : UInt32(truncatingIfNeeded: rng.nextInt(below: 1 << 16)))
+            var flags = SIMDMask<SIMD16<Int32>>()
+            for lane in 0..<16 { flags[lane] = bits & (1 << UInt32(lane)) != 0 }
+            #expect(TopK.laneMask(flags) == bits, "lanes \(String(bits, radix: 2))")
+        }
+        #expect(TopK.laneMask(SIMDMask<SIMD16<Int32>>()) == 0)
+    }
+
     @Test func nanRanksLast() {
         #expect(TopK.indices([.nan, 1, .nan, 2], k: 3) == [3, 1, 0])
     }
