@@ -112,17 +112,24 @@ private func collected<T>(_ n: Int, _ fill: (UnsafeMutablePointer<T>) -> Void) -
 /// of the chain with the most estimated work left (`costs[c][i]`: item i's) that nobody is working on, so the
 /// workers end at most about one item apart instead of one whole chain. Nothing that a chain computes depends
 /// on which worker ran it or when. Returns when every item has run.
-public func parallelChains(costs: [[Double]], workers: Int = Cores.count,
+///
+/// `whenIdle`, if given, runs once, on the first worker that finds nothing left to take (on all cores, the
+/// others are still finishing their last items): independent work that fills the wait, for example the
+/// next batch's preparation. It runs after the items with one worker.
+public func parallelChains(costs: [[Double]], workers: Int = Cores.count, whenIdle: (() -> Void)? = nil,
                            _ body: (_ chain: Int, _ item: Int) -> Void) {
     let items = costs.reduce(0) { $0 + $1.count }
     let w = max(1, min(workers, costs.filter { !$0.isEmpty }.count))
     if w == 1 || items == 0 {
         for (c, chain) in costs.enumerated() { for i in chain.indices { body(c, i) } }
+        whenIdle?()
         return
     }
     withoutActuallyEscaping(body) { body in
-        let job = ChainsJob(board: ChainBoard(costs), body: body)
-        DispatchQueue.concurrentPerform(iterations: w) { _ in job.run() }
+        withoutActuallyEscaping(whenIdle ?? {}) { idle in
+            let job = ChainsJob(board: ChainBoard(costs), body: body, whenIdle: whenIdle == nil ? nil : idle)
+            DispatchQueue.concurrentPerform(iterations: w) { _ in job.run() }
+        }
     }
 }
 
@@ -160,17 +167,30 @@ private final class ChainBoard: @unchecked Sendable {
         busy[c] = false
         lock.unlock()
     }
+
+    private var idleClaimed = false
+
+    /// True for the first caller only.
+    func claimIdle() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if idleClaimed { return false }
+        idleClaimed = true
+        return true
+    }
 }
 
 private struct ChainsJob: @unchecked Sendable {
     let board: ChainBoard
     let body: (Int, Int) -> Void
+    let whenIdle: (() -> Void)?
 
     func run() {
         while let (c, i) = board.take() {
             body(c, i)
             board.finished(c)
         }
+        if let whenIdle, board.claimIdle() { whenIdle() }
     }
 }
 

@@ -282,6 +282,35 @@ import MISSTestSupport
         parallelChains(costs: [[], []], workers: 2) { _, _ in Issue.record("empty chains, no items") }
     }
 
+    /// `whenIdle` runs exactly once, when a worker has nothing left to take: with one worker after every item,
+    /// with two while the other still runs the long last item (so before the call returns, after every other item).
+    @Test func chainsRunTheIdleTaskOnceWhenAWorkerRunsOut() {
+        for workers in [1, 2] {
+            let log = IdleLog()
+            parallelChains(costs: [[10], [1, 1]], workers: workers, whenIdle: { log.idle() }) { c, i in
+                log.item(c, i, long: c == 0 && workers == 2)
+            }
+            #expect(log.idleRuns == 1, "workers \(workers)")
+            #expect(log.itemsBeforeIdle == (workers == 1 ? 3 : 2), "workers \(workers): \(log.itemsBeforeIdle) items done before the idle task")
+        }
+        let none = IdleLog()
+        parallelChains(costs: [[], []], workers: 2, whenIdle: { none.idle() }) { _, _ in Issue.record("empty chains, no items") }
+        #expect(none.idleRuns == 1)
+    }
+
+    final class IdleLog: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var idleRuns = 0, itemsBeforeIdle = -1
+        private var done = 0
+        func item(_ c: Int, _ i: Int, long: Bool) {
+            if long {   // the long item waits (up to 10 s) for the idle task, which the other worker runs once out of items
+                for _ in 0..<10_000 where lock.withLock({ idleRuns }) == 0 { Thread.sleep(forTimeInterval: 0.001) }
+            }
+            lock.withLock { done += 1 }
+        }
+        func idle() { lock.withLock { idleRuns += 1; if itemsBeforeIdle < 0 { itemsBeforeIdle = done } } }
+    }
+
     final class ChainLog: @unchecked Sendable {
         private let lock = NSLock()
         private var running: [Bool]

@@ -164,43 +164,60 @@ public struct LevelwiseTrainer {
         var adam = Adam(learningRate: config.learningRate)
         let parameters = estimator.parameters
         // Instances run in parallel in a fixed number of shards, each into its own gradient replica (shard s
-        // takes instances s, s + S, …); the replicas are summed in shard order. Neither the timing nor the
+        // takes instances s, s + S, …, costliest first); the replicas are summed in shard order. Neither the timing nor the
         // machine's core count changes the result.
         let shards = max(1, min(Self.gradientShards, config.instancesPerBatch))
         let replicas = (0..<shards).map { _ in estimator.gradientReplica() }
-        for step in 1...max(1, config.steps) {
-            var jobs: [(history: ArraySlice<Int32>, samples: (nodes: [Int], index: [Int]), labels: Matrix)] = []
+        typealias Job = (history: ArraySlice<Int32>, samples: (nodes: [Int], index: [Int]), labels: Matrix)
+        /// A step's instances and their samples: the next draws of `rng`, whenever they are made.
+        func sampled() -> [Job] {
+            var jobs: [Job] = []
             for _ in 0..<config.instancesPerBatch {
                 guard let inst = instance(&rng, config: config) else { continue }
                 let (nodes, labels) = samples(inst, negatives: config.negativesPerLevel, objectives: estimator.config.objectives,
                                               near: config.nearNegatives, nearSpan: config.nearSpan, nearFrom: config.nearFromLevel, &rng)
                 jobs.append((dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut], Self.distinctNodes(nodes), labels))
             }
+            return jobs
+        }
+        let steps = max(1, config.steps)
+        var upcoming = sampled()
+        for step in 1...steps {
+            let jobs = upcoming
             for r in replicas { r.syncValues(from: estimator); r.zeroGrad() }
             let packed = estimator.trainingWeights()   // the replicas' values: the same matrices
             // Each shard is a chain: its instances run one after another, in order, into its replica. The
             // workers take the next instance of whichever shard has the most work left (estimated from the
-            // nodes and history lengths) and is not being worked on, so they finish about one instance apart.
-            let chains = (0..<shards).map { w in Array(stride(from: w, to: jobs.count, by: shards)) }
-            let costs = chains.map { chain in
-                chain.map { j -> Double in
-                    let h = jobs[j].history.count
-                    return Double(jobs[j].samples.nodes.count) * Double(min(h, estimator.config.coLength)
-                                                                + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
-                }
+            // nodes and history lengths) and is not being worked on. Within a shard the costliest instances
+            // go first, so that the last ones, which one worker may run while the other has nothing left,
+            // are the cheapest.
+            func cost(_ j: Int) -> Double {
+                let h = jobs[j].history.count
+                return Double(jobs[j].samples.nodes.count) * Double(min(h, estimator.config.coLength)
+                                                            + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
             }
+            let chains = (0..<shards).map { w -> [Int] in
+                let mine = Array(stride(from: w, to: jobs.count, by: shards)), c = mine.map(cost)
+                let order = mine.indices.sorted { a, b in c[a] > c[b] || (c[a] == c[b] && a < b) }
+                return order.map { mine[$0] }
+            }
+            let costs = chains.map { $0.map(cost) }
             let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards)
             let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: shards)
             defer { losses.deallocate(); counts.deallocate() }
             _ = losses.initialize(from: repeatElement(0, count: shards))
             _ = counts.initialize(from: repeatElement(0, count: shards))
             // A shard's sums are touched only by whoever runs its current instance.
-            parallelChains(costs: costs) { w, item in
+            // The next step's samples are drawn by the first worker left without an instance of this step (they
+            // depend on nothing this step computes: the same draws in the same order as between the steps).
+            var drawn: [Job]?
+            parallelChains(costs: costs, whenIdle: step < steps ? { drawn = sampled() } : nil) { w, item in
                 let replica = replicas[w], j = chains[w][item]
                 losses[w] += Self.accumulateGradient(replica, history: jobs[j].history, samples: jobs[j].samples, labels: jobs[j].labels,
                                                      packed: packed)
                 counts[w] += jobs[j].samples.index.count
             }
+            if step < steps { upcoming = drawn ?? sampled() }
             estimator.zeroGrad()
             for r in replicas {
                 for (p, q) in zip(parameters, r.parameters) {
