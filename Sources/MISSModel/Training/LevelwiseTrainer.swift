@@ -164,8 +164,8 @@ public struct LevelwiseTrainer {
         var adam = Adam(learningRate: config.learningRate)
         let parameters = estimator.parameters
         // Instances run in parallel in a fixed number of shards, each into its own gradient replica (shard s
-        // takes instances s, s + S, …, costliest first); the replicas are summed in shard order. Neither the timing nor the
-        // machine's core count changes the result.
+        // takes instances s, s + S, …, costliest first); the replicas are summed in shard order. Neither the
+        // timing nor the machine's core count changes the result.
         let shards = max(1, min(Self.gradientShards, config.instancesPerBatch))
         let replicas = (0..<shards).map { _ in estimator.gradientReplica() }
         typealias Job = (history: ArraySlice<Int32>, samples: (nodes: [Int], index: [Int]), labels: Matrix)
