@@ -487,8 +487,10 @@ public struct NodeEstimator: ParameterContainer {
         let t = packed?.transposed
         dENode.addScaled(project(f.eNode, wq, t?.wq, dQ))
         dENode.addScaled(project(f.eNode, wqMM, t?.wqMM, dQMM))
-        let dECo = project(ctx.eCo, wk, t?.wk, dKCo) + project(ctx.eCo, wv, t?.wv, dVCo)
-        let dEMM = project(ctx.eMM, wkMM, t?.wkMM, dKMM) + project(ctx.eMM, wvMM, t?.wvMM, dVMM)
+        // dE = dK·Wkᵀ + dV·Wvᵀ, the second added in place (axpy by 1: the same sums as `+`, without a third L × d).
+        var dECo = project(ctx.eCo, wk, t?.wk, dKCo), dEMM = project(ctx.eMM, wkMM, t?.wkMM, dKMM)
+        dECo.addScaled(project(ctx.eCo, wv, t?.wv, dVCo))
+        dEMM.addScaled(project(ctx.eMM, wvMM, t?.wvMM, dVMM))
         nodeEmbedding.backward(ids: f.nodes, de: dENode)
         nodeEmbedding.backward(ids: ctx.coLeaves, de: dECo)
         nodeEmbedding.backward(ids: ctx.mmLeaves, de: dEMM)
