@@ -220,6 +220,46 @@ import MISSTestSupport
         #expect(NodeEstimator.GSUResult.none.isEmpty && NodeEstimator.GSUResult.none.nodes == 0)
     }
 
+    /// The attention backward over the selected positions against the formula in Double, node by node, at
+    /// d = 32 (its fused pass by position) and at widths that take the general pass; positions repeat within
+    /// and across nodes, and some positions are never selected (their dK and dV rows are zero).
+    @Test(arguments: [32, 24, 64])
+    func selectedAttentionBackwardMatchesTheFormula(d: Int) {
+        var rng = Xoshiro256StarStar(seed: UInt64(d))
+        let n = 9, length = 40, width = 7, scale: Float = 0.3
+        let q = Matrix.randomNormal(n, d, using: &rng), keys = Matrix.randomNormal(length, d, using: &rng)
+        let values = Matrix.randomNormal(length, d, using: &rng), dX = Matrix.randomNormal(n, d, using: &rng)
+        var picks: [[Int]] = [], weights: [[Float]] = []
+        for _ in 0..<n {
+            picks.append((0..<width).map { _ in rng.nextInt(below: length - 5) })   // positions ≥ 35 never selected
+            let w = (0..<width).map { _ in rng.nextFloat() + 0.1 }, total = w.reduce(0, +)
+            weights.append(w.map { $0 / total })
+        }
+        let gsu = NodeEstimator.GSUResult(nodes: n, width: width, keepScores: false) { out in
+            for r in 0..<n {
+                for k in 0..<width { out.positions(r)[k] = picks[r][k]; out.weights(r)[k] = weights[r][k] }
+            }
+        }
+        let (dQ, dK, dV) = NodeEstimator.selectedAttentionBackward(gsu, dX: dX, queries: q, keys: keys, values: values, scale: scale)
+        var rQ = [Double](repeating: 0, count: n * d), rK = [Double](repeating: 0, count: length * d), rV = rK
+        for r in 0..<n {
+            let g = picks[r].map { pos in (0..<d).reduce(0.0) { $0 + Double(dX[r, $1]) * Double(values[pos, $1]) } }
+            let mean = zip(weights[r], g).reduce(0.0) { $0 + Double($1.0) * $1.1 }
+            for (k, pos) in picks[r].enumerated() {
+                let a = Double(weights[r][k]), ds = a * (g[k] - mean) * Double(scale)
+                for j in 0..<d {
+                    rQ[r * d + j] += ds * Double(keys[pos, j])
+                    rK[pos * d + j] += ds * Double(q[r, j])
+                    rV[pos * d + j] += a * Double(dX[r, j])
+                }
+            }
+        }
+        func close(_ m: Matrix, _ ref: [Double]) -> Bool { zip(m.storage, ref).allSatisfy { abs(Double($0) - $1) < 1e-4 } }
+        #expect(close(dQ, rQ) && close(dK, rK) && close(dV, rV), "d \(d)")
+        #expect((35..<length).allSatisfy { pos in (0..<d).allSatisfy { dK[pos, $0] == 0 && dV[pos, $0] == 0 } })
+        #expect(dV.maxAbs > 0.01 && dK.maxAbs > 0.001 && dQ.maxAbs > 0.001)
+    }
+
     /// The training FLOP count (the bench's FLOP bound) on a configuration small enough to count by hand:
     /// d 2, m 3 (so x is 2 + 3 + 3·2 = 11 wide), L_co 3, L_mm 4, K 2, one expert of 2, one objective with a
     /// tower of 1, one node.

@@ -677,12 +677,12 @@ public struct NodeEstimator: ParameterContainer {
         var dK = unwritten(), dV = unwritten()
         // Scratch, one allocation each: per entry its row, position, a_e, g_e and ds_e; per position its
         // bucket's start (and a fill cursor); the entries in position order.
-        let ints = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * total + 2 * (length + 1))
-        let floats = UnsafeMutablePointer<Float>.allocate(capacity: 3 * total)
+        let ints = UnsafeMutablePointer<Int32>.allocate(capacity: 4 * total + 2 * (length + 1))
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: 4 * total)
         defer { ints.deallocate(); floats.deallocate() }
-        let entryRow = ints, entryPos = ints + total, byPosition = ints + 2 * total
-        let bucketStart = ints + 3 * total, next = bucketStart + (length + 1)
-        let a = floats, g = floats + total, ds = floats + 2 * total
+        let entryRow = ints, entryPos = ints + total, byPosition = ints + 2 * total, rowByPosition = ints + 3 * total
+        let bucketStart = ints + 4 * total, next = bucketStart + (length + 1)
+        let a = floats, g = floats + total, ds = floats + 2 * total, aByPosition = floats + 3 * total
         bucketStart.initialize(repeating: 0, count: length + 1)
         gsu.positionStorage.withUnsafeBufferPointer { top in
             gsu.weightStorage.withUnsafeBufferPointer { w in
@@ -701,9 +701,12 @@ public struct NodeEstimator: ParameterContainer {
         for pos in 0..<length { bucketStart[pos + 1] &+= bucketStart[pos] }
         // Position-major order of the entries (stable: node order within a position).
         next.update(from: bucketStart, count: length + 1)
+        // With each entry's node and weight in that order too: the passes by position read them directly.
         for e in 0..<total {
-            let pos = Int(entryPos[e])
-            byPosition[Int(next[pos])] = Int32(truncatingIfNeeded: e)
+            let pos = Int(entryPos[e]), slot = Int(next[pos])
+            byPosition[slot] = Int32(truncatingIfNeeded: e)
+            rowByPosition[slot] = entryRow[e]
+            aByPosition[slot] = a[e]
             next[pos] &+= 1
         }
         @inline(__always) func bucket(_ pos: Int) -> Range<Int> { Int(bucketStart[pos])..<Int(bucketStart[pos + 1]) }
@@ -721,14 +724,15 @@ public struct NodeEstimator: ParameterContainer {
                 let vRow = vp + pos * d
                 let entries = bucket(pos)
                 if entries.isEmpty { (dVp + pos * d).update(repeating: 0, count: d); continue }
+                if d == 32 {
+                    Self.dotsAndScaledSum32(v: vRow, into: dVp + pos * d, entries, rows: dXp, rowOf: rowByPosition,
+                                            weights: aByPosition, entryOf: byPosition, dots: g)
+                    continue
+                }
                 for i in entries {
-                    let e = Int(byPosition[i])
-                    g[e] = Self.shortChainDot(dXp + Int(entryRow[e]) * d, vRow, d)
+                    g[Int(byPosition[i])] = Self.shortChainDot(dXp + Int(rowByPosition[i]) * d, vRow, d)
                 }
-                Self.sumOfScaledRows(into: dVp + pos * d, d, entries) { i in
-                    let e = Int(byPosition[i])
-                    return (a[e], dXp + Int(entryRow[e]) * d)
-                }
+                Self.sumOfScaledRows(into: dVp + pos * d, d, entries) { i in (aByPosition[i], dXp + Int(rowByPosition[i]) * d) }
             }
             // 2. By node: the softmax backward, ds_e = a_e (g_e − Σ_k a_k g_k) · scale; dQ[node] += ds_e K[pos].
             for r in 0..<rows {
@@ -742,13 +746,46 @@ public struct NodeEstimator: ParameterContainer {
             for pos in 0..<length {
                 let entries = bucket(pos)
                 if entries.isEmpty { (dKp + pos * d).update(repeating: 0, count: d); continue }
-                Self.sumOfScaledRows(into: dKp + pos * d, d, entries) { i in
-                    let e = Int(byPosition[i])
-                    return (ds[e], qp + Int(entryRow[e]) * d)
-                }
+                Self.sumOfScaledRows(into: dKp + pos * d, d, entries) { i in (ds[Int(byPosition[i])], qp + Int(rowByPosition[i]) * d) }
             }
         }}}}}}}
         return (dQ, dK, dV)
+    }
+
+    /// Pass 1 of `selectedAttentionBackward` for one position at d = 32, each entry's dX row read once: its
+    /// dot with the value row v (`dots[entryOf[i]]`, the operations of `shortChainDot` in its order) and
+    /// its share of out = Σ_i weights[i] · dX[rowOf[i]] (those of `sumOfScaledRows`): the same values.
+    @inline(__always)
+    static func dotsAndScaledSum32(v: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ entries: Range<Int>,
+                                   rows: UnsafePointer<Float>, rowOf: UnsafePointer<Int32>, weights: UnsafePointer<Float>,
+                                   entryOf: UnsafePointer<Int32>, dots: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD8<Float>
+        let vr = UnsafeRawPointer(v)
+        let v0 = vr.loadUnaligned(fromByteOffset: 0, as: V.self), v1 = vr.loadUnaligned(fromByteOffset: 32, as: V.self)
+        let v2 = vr.loadUnaligned(fromByteOffset: 64, as: V.self), v3 = vr.loadUnaligned(fromByteOffset: 96, as: V.self)
+        var s0 = V(), s1 = V(), s2 = V(), s3 = V()
+        for i in entries {
+            let x = UnsafeRawPointer(rows + Int(rowOf[i]) * 32)
+            let x0 = x.loadUnaligned(fromByteOffset: 0, as: V.self), x1 = x.loadUnaligned(fromByteOffset: 32, as: V.self)
+            let x2 = x.loadUnaligned(fromByteOffset: 64, as: V.self), x3 = x.loadUnaligned(fromByteOffset: 96, as: V.self)
+            var even = V(), odd = V()
+            even += x0 * v0
+            odd += x1 * v1
+            even += x2 * v2
+            odd += x3 * v3
+            let eight = even + odd, four = eight.lowHalf + eight.highHalf, two = four.lowHalf + four.highHalf
+            dots[Int(entryOf[i])] = two[0] + two[1]
+            let c = V(repeating: weights[i])
+            s0 += c * x0
+            s1 += c * x1
+            s2 += c * x2
+            s3 += c * x3
+        }
+        let o = UnsafeMutableRawPointer(out)
+        o.storeBytes(of: s0, toByteOffset: 0, as: V.self)
+        o.storeBytes(of: s1, toByteOffset: 32, as: V.self)
+        o.storeBytes(of: s2, toByteOffset: 64, as: V.self)
+        o.storeBytes(of: s3, toByteOffset: 96, as: V.self)
     }
 
     /// out[j] = Σ_i c_i · x_i[j] over `terms` in order, written over the row `out` (d floats), where
