@@ -92,6 +92,13 @@ import MISSTestSupport
         #expect(TopK.indices(mostlyNaN, k: 50) == reference(mostlyNaN.map { $0.isNaN ? -.infinity : $0 }, 50))
     }
 
+    /// `TopK.byGroupMaxima`'s result as an array, nil where it declines.
+    func groupMaxima(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
+        var out = [Int](repeating: -1, count: k + 1)
+        guard out.withUnsafeMutableBufferPointer({ TopK.byGroupMaxima(scores, k: k, into: $0.baseAddress!) }) else { return nil }
+        return Array(out.prefix(k))
+    }
+
     @Test func groupMaximaPathMatchesFullSortOnEveryShape() {
         // The n ≥ 2k path, called directly so that a silent fallback cannot hide it: every group size s
         // (1…16 vectors per chunk, from k against n), full chunks, a tail chunk of whole vectors, a last
@@ -109,7 +116,7 @@ import MISSTestSupport
             default: s = (0..<n).map { _ in rng.nextFloat() }; s.sort(by: >)             // descending
             }
             if trial % 3 == 0 { for _ in 0..<rng.nextInt(below: 8) { s[rng.nextInt(below: n)] = specials[rng.nextInt(below: specials.count)] } }
-            let got = s.withUnsafeBufferPointer { TopK.byGroupMaxima($0, k: k) }
+            let got = s.withUnsafeBufferPointer { groupMaxima($0, k: k) }
             #expect(got == reference(s.map { $0.isNaN ? -.infinity : $0 }, k), "trial \(trial): n=\(n) k=\(k)")
         }
         // NaN ranks last and is never a candidate: at the start of a chunk lane (its group's maximum stays
@@ -117,12 +124,12 @@ import MISSTestSupport
         var withNaN = (0..<4003).map { Float(($0 * 7919) % 4001) }
         for at in [0, 256 + 3, 3999, 4002] { withNaN[at] = .nan }
         let nanAsLowest = withNaN.map { $0.isNaN ? -.infinity : $0 }
-        #expect(withNaN.withUnsafeBufferPointer { TopK.byGroupMaxima($0, k: 50) } == reference(nanAsLowest, 50))
+        #expect(withNaN.withUnsafeBufferPointer { groupMaxima($0, k: 50) } == reference(nanAsLowest, 50))
         #expect(TopK.indices(withNaN, k: 50) == reference(nanAsLowest, 50))
         // Fewer than k groups with a number: nil, and the general path orders the NaNs.
         var mostlyNaN = [Float](repeating: .nan, count: 1000)
         for i in stride(from: 5, to: 1000, by: 100) { mostlyNaN[i] = Float(i) }
-        #expect(mostlyNaN.withUnsafeBufferPointer { TopK.byGroupMaxima($0, k: 50) } == nil)
+        #expect(mostlyNaN.withUnsafeBufferPointer { groupMaxima($0, k: 50) } == nil)
         #expect(TopK.indices(mostlyNaN, k: 50) == reference(mostlyNaN.map { $0.isNaN ? -.infinity : $0 }, 50))
     }
 

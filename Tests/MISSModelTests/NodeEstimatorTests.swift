@@ -221,8 +221,8 @@ import MISSTestSupport
     }
 
     /// The attention backward over the selected positions against the formula in Double, node by node, at
-    /// d = 32 (its fused pass by position) and at widths that take the general pass; positions repeat within
-    /// and across nodes, and some positions are never selected (their dK and dV rows are zero).
+    /// the default width and others (with and without a tail of < 32 columns); positions repeat within and
+    /// across nodes, and some positions are never selected (their dK and dV rows are zero).
     @Test(arguments: [32, 24, 64])
     func selectedAttentionBackwardMatchesTheFormula(d: Int) {
         var rng = Xoshiro256StarStar(seed: UInt64(d))

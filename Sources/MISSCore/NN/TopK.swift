@@ -12,15 +12,13 @@ public enum TopK {
     }
 
     public static func indices(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int] {
-        let n = scores.count
-        let k = min(max(k, 0), n)
-        if k == 0 { return [] }
-        if takesGroupMaxima(n: n, k: k), let top = byGroupMaxima(scores, k: k) { return top }
-        return withoutGroupMaxima(scores, k: k)
+        [Int](unsafeUninitializedCapacity: min(max(k, 0), scores.count) + 1) { out, initialized in
+            initialized = indices(scores, k: k, into: out.baseAddress!)
+        }
     }
 
     /// The same indices, written to `out` (room for min(k, n) + 1), and their count min(k, n): no array on the
-    /// GSUs' path (group maxima), the array's values copied otherwise.
+    /// GSUs' path (group maxima), the other paths' array copied.
     public static func indices(_ scores: UnsafeBufferPointer<Float>, k: Int, into out: UnsafeMutablePointer<Int>) -> Int {
         let n = scores.count
         let k = min(max(k, 0), n)
@@ -242,19 +240,9 @@ extension TopK {
     ///    flagged lanes of those few vectors become sortable keys; a full buffer is cut back to its k best,
     ///    raising the floor (ties with the floor stay: the row is not visited in index order after a cut).
     /// NaN ranks below every number, so it never reaches the floor and is simply never a candidate; a lane
-    /// that starts with NaN keeps a NaN maximum and is not counted. nil when fewer than k groups have a
-    /// number for a maximum (the general path orders NaNs).
-    static func byGroupMaxima(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int]? {
-        var found = false
-        let top = [Int](unsafeUninitializedCapacity: k + 1) { out, initialized in
-            found = byGroupMaxima(scores, k: k, into: out.baseAddress!)
-            initialized = found ? k : 0
-        }
-        return found ? top : nil
-    }
-
-    /// The same, written to `out` (room for k + 1: the slot past the k is scratch); false (nothing written)
-    /// where the array version gives nil.
+    /// that starts with NaN keeps a NaN maximum and is not counted. The indices are written to `o` (room for
+    /// k + 1: the slot past the k is scratch); false (no result) when fewer than k groups have a number for a
+    /// maximum (the general path orders NaNs).
     static func byGroupMaxima(_ scores: UnsafeBufferPointer<Float>, k: Int, into o: UnsafeMutablePointer<Int>) -> Bool {
         let n = scores.count
         let p = scores.baseAddress!

@@ -127,9 +127,8 @@ extension NodeEstimator {
     /// The weights the scoring pass reads, packed for `RelevanceKernel`: both query projections, the head's
     /// layers side by side (and their biases), every tower's layers. Packing is serial work (about 5 % of the
     /// calling thread's time in a beam request when it was done at every level, 2–3 % of the request's time);
-    /// `BeamSearch.run` packs once per request, and a caller
-    /// that scores many requests with unchanged parameters can pack once for all of them. Stale as soon as
-    /// a parameter changes (training).
+    /// `BeamSearch.run` packs once per request, and a caller that scores many requests with unchanged
+    /// parameters can pack once for all of them. Stale as soon as a parameter changes (training).
     public struct ScoringWeights: Sendable {
         let wq: PackedKeys, wqMM: PackedKeys
         let head: PackedKeys

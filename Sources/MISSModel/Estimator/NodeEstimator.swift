@@ -595,7 +595,7 @@ public struct NodeEstimator: ParameterContainer {
     /// `weights` (k), the pooled values to `o` (d floats); returns how many were selected, min(k, L).
     @discardableResult
     static func coAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>,
-                                  top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Int {
+                            top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Int {
         let count = TopK.indices(scores, k: k, into: top)
         for i in 0..<count { weights[i] = scores[top[i]] }
         Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: weights, count: count))
@@ -607,8 +607,8 @@ public struct NodeEstimator: ParameterContainer {
     /// the weights are the softmax of query·keys[pos]·scale, with MM-SBS's own W^mm (`keys` (L, d) row-major).
     @discardableResult
     static func mmAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
-                                  scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>,
-                                  top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Int {
+                            scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>,
+                            top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Int {
         let d = values.cols
         let count = TopK.indices(scores, k: k, into: top)
         for i in 0..<count { weights[i] = dot(query, keys + top[i] * d, d) * scale }
@@ -675,13 +675,14 @@ public struct NodeEstimator: ParameterContainer {
             Matrix(rows: length, cols: d, storage: [Float](unsafeUninitializedCapacity: length * d) { _, count in count = length * d })
         }
         var dK = unwritten(), dV = unwritten()
-        // Scratch, one allocation each: per entry its row, position, a_e, g_e and ds_e; per position its
-        // bucket's start (and a fill cursor); the entries in position order.
-        let ints = UnsafeMutablePointer<Int32>.allocate(capacity: 4 * total + 2 * (length + 1))
+        // Scratch, one allocation each: per entry (node-major, so entry e is node e / width's) its position,
+        // a_e, g_e and ds_e; per position its bucket's start (and a fill cursor); the entries in position order,
+        // with their nodes and weights.
+        let ints = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * total + 2 * (length + 1))
         let floats = UnsafeMutablePointer<Float>.allocate(capacity: 4 * total)
         defer { ints.deallocate(); floats.deallocate() }
-        let entryRow = ints, entryPos = ints + total, byPosition = ints + 2 * total, rowByPosition = ints + 3 * total
-        let bucketStart = ints + 4 * total, next = bucketStart + (length + 1)
+        let entryPos = ints, byPosition = ints + total, rowByPosition = ints + 2 * total
+        let bucketStart = ints + 3 * total, next = bucketStart + (length + 1)
         let a = floats, g = floats + total, ds = floats + 2 * total, aByPosition = floats + 3 * total
         bucketStart.initialize(repeating: 0, count: length + 1)
         gsu.positionStorage.withUnsafeBufferPointer { top in
@@ -690,7 +691,6 @@ public struct NodeEstimator: ParameterContainer {
                     for k in 0..<width {
                         let pos = top[r * gsu.stride + k], e = r * width + k
                         precondition(pos >= 0 && pos < length, "selected attention: position \(pos) outside 0..<\(length)")
-                        entryRow[e] = Int32(truncatingIfNeeded: r)
                         entryPos[e] = Int32(truncatingIfNeeded: pos)
                         a[e] = w[r * gsu.stride + k]
                         bucketStart[pos + 1] &+= 1
@@ -702,12 +702,14 @@ public struct NodeEstimator: ParameterContainer {
         // Position-major order of the entries (stable: node order within a position).
         next.update(from: bucketStart, count: length + 1)
         // With each entry's node and weight in that order too: the passes by position read them directly.
-        for e in 0..<total {
-            let pos = Int(entryPos[e]), slot = Int(next[pos])
-            byPosition[slot] = Int32(truncatingIfNeeded: e)
-            rowByPosition[slot] = entryRow[e]
-            aByPosition[slot] = a[e]
-            next[pos] &+= 1
+        for r in 0..<rows {
+            for e in (r * width)..<((r + 1) * width) {
+                let pos = Int(entryPos[e]), slot = Int(next[pos])
+                byPosition[slot] = Int32(truncatingIfNeeded: e)
+                rowByPosition[slot] = Int32(truncatingIfNeeded: r)
+                aByPosition[slot] = a[e]
+                next[pos] &+= 1
+            }
         }
         @inline(__always) func bucket(_ pos: Int) -> Range<Int> { Int(bucketStart[pos])..<Int(bucketStart[pos + 1]) }
         dQ.storage.withUnsafeMutableBufferPointer { dQb in
@@ -724,11 +726,6 @@ public struct NodeEstimator: ParameterContainer {
                 let vRow = vp + pos * d
                 let entries = bucket(pos)
                 if entries.isEmpty { (dVp + pos * d).update(repeating: 0, count: d); continue }
-                if d == 32 {
-                    Self.dotsAndScaledSum32(v: vRow, into: dVp + pos * d, entries, rows: dXp, rowOf: rowByPosition,
-                                            weights: aByPosition, entryOf: byPosition, dots: g)
-                    continue
-                }
                 for i in entries {
                     g[Int(byPosition[i])] = Self.shortChainDot(dXp + Int(rowByPosition[i]) * d, vRow, d)
                 }
@@ -750,42 +747,6 @@ public struct NodeEstimator: ParameterContainer {
             }
         }}}}}}}
         return (dQ, dK, dV)
-    }
-
-    /// Pass 1 of `selectedAttentionBackward` for one position at d = 32, each entry's dX row read once: its
-    /// dot with the value row v (`dots[entryOf[i]]`, the operations of `shortChainDot` in its order) and
-    /// its share of out = Σ_i weights[i] · dX[rowOf[i]] (those of `sumOfScaledRows`): the same values.
-    @inline(__always)
-    static func dotsAndScaledSum32(v: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ entries: Range<Int>,
-                                   rows: UnsafePointer<Float>, rowOf: UnsafePointer<Int32>, weights: UnsafePointer<Float>,
-                                   entryOf: UnsafePointer<Int32>, dots: UnsafeMutablePointer<Float>) {
-        typealias V = SIMD8<Float>
-        let vr = UnsafeRawPointer(v)
-        let v0 = vr.loadUnaligned(fromByteOffset: 0, as: V.self), v1 = vr.loadUnaligned(fromByteOffset: 32, as: V.self)
-        let v2 = vr.loadUnaligned(fromByteOffset: 64, as: V.self), v3 = vr.loadUnaligned(fromByteOffset: 96, as: V.self)
-        var s0 = V(), s1 = V(), s2 = V(), s3 = V()
-        for i in entries {
-            let x = UnsafeRawPointer(rows + Int(rowOf[i]) * 32)
-            let x0 = x.loadUnaligned(fromByteOffset: 0, as: V.self), x1 = x.loadUnaligned(fromByteOffset: 32, as: V.self)
-            let x2 = x.loadUnaligned(fromByteOffset: 64, as: V.self), x3 = x.loadUnaligned(fromByteOffset: 96, as: V.self)
-            var even = V(), odd = V()
-            even += x0 * v0
-            odd += x1 * v1
-            even += x2 * v2
-            odd += x3 * v3
-            let eight = even + odd, four = eight.lowHalf + eight.highHalf, two = four.lowHalf + four.highHalf
-            dots[Int(entryOf[i])] = two[0] + two[1]
-            let c = V(repeating: weights[i])
-            s0 += c * x0
-            s1 += c * x1
-            s2 += c * x2
-            s3 += c * x3
-        }
-        let o = UnsafeMutableRawPointer(out)
-        o.storeBytes(of: s0, toByteOffset: 0, as: V.self)
-        o.storeBytes(of: s1, toByteOffset: 32, as: V.self)
-        o.storeBytes(of: s2, toByteOffset: 64, as: V.self)
-        o.storeBytes(of: s3, toByteOffset: 96, as: V.self)
     }
 
     /// out[j] = Σ_i c_i · x_i[j] over `terms` in order, written over the row `out` (d floats), where
