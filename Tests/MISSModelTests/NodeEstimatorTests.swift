@@ -240,7 +240,9 @@ import MISSTestSupport
                 for k in 0..<width { out.positions(r)[k] = picks[r][k]; out.weights(r)[k] = weights[r][k] }
             }
         }
-        let (dQ, dK, dV) = NodeEstimator.selectedAttentionBackward(gsu, dX: dX, queries: q, keys: keys, values: values, scale: scale)
+        let (dQ, dKV) = NodeEstimator.selectedAttentionBackward(gsu, dX: dX, queries: q, keys: keys, values: values, scale: scale)
+        #expect(dKV.rows == length && dKV.cols == 2 * d)
+        let dK = dKV.columns(0..<d), dV = dKV.columns(d..<(2 * d))
         var rQ = [Double](repeating: 0, count: n * d), rK = [Double](repeating: 0, count: length * d), rV = rK
         for r in 0..<n {
             let g = picks[r].map { pos in (0..<d).reduce(0.0) { $0 + Double(dX[r, $1]) * Double(values[pos, $1]) } }

@@ -138,13 +138,14 @@ extension NodeEstimator {
 
     /// What a training step's instances read, packed once for all of them (the parameters change only between
     /// steps): the scoring weights, which the training forward pass reads as well; the K and V projections
-    /// of the context; the backward pass's transposed products (dOut·Wᵀ for Wq, Wq^mm, Wk, Wv, Wk^mm, Wv^mm, and
+    /// of the context; the backward pass's transposed products (dOut·Wᵀ for Wq, Wq^mm, [Wk | Wv], [Wk^mm | Wv^mm], and
     /// the head's rows over x's learned columns). The same values as packing them where they are used.
     public struct TrainingWeights: Sendable {
         public let scoring: ScoringWeights
         let wk: PackedKeys, wv: PackedKeys, wkMM: PackedKeys, wvMM: PackedKeys
-        /// PackedKeys(W) of each projection: W's rows as the keys, so that a product is dOut·Wᵀ.
-        struct Transposed: Sendable { let wq, wqMM, wk, wv, wkMM, wvMM: PackedKeys }
+        /// PackedKeys(W) of each projection: W's rows as the keys, so that a product is dOut·Wᵀ; for K and V
+        /// (and their MM-SBS twins) the rows of [Wk | Wv], for [dK | dV]·[Wk | Wv]ᵀ.
+        struct Transposed: Sendable { let wq, wqMM, kv, kvMM: PackedKeys }
         let transposed: Transposed
         let headInputs: PackedKeys
     }
@@ -152,8 +153,9 @@ extension NodeEstimator {
     public func trainingWeights() -> TrainingWeights {
         TrainingWeights(scoring: scoringWeights(), wk: PackedKeys(columnsOf: wk.value), wv: PackedKeys(columnsOf: wv.value),
                         wkMM: PackedKeys(columnsOf: wkMM.value), wvMM: PackedKeys(columnsOf: wvMM.value),
-                        transposed: .init(wq: PackedKeys(wq.value), wqMM: PackedKeys(wqMM.value), wk: PackedKeys(wk.value),
-                                          wv: PackedKeys(wv.value), wkMM: PackedKeys(wkMM.value), wvMM: PackedKeys(wvMM.value)),
+                        transposed: .init(wq: PackedKeys(wq.value), wqMM: PackedKeys(wqMM.value),
+                                          kv: PackedKeys(Matrix.hstack([wk.value, wv.value])),
+                                          kvMM: PackedKeys(Matrix.hstack([wkMM.value, wvMM.value]))),
                         headInputs: packedHeadInputWeights())
     }
 

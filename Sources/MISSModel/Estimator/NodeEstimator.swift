@@ -476,8 +476,8 @@ public struct NodeEstimator: ParameterContainer {
         let dXMM = dx.columns((3 * d)..<(4 * d))
 
         // Co-SBS / Co-GSU backward (Eq. 11–12), then MM-SBS (Eq. 13–14; the MM-GSU selection is frozen).
-        let (dQ, dKCo, dVCo) = Self.selectedAttentionBackward(f.co, dX: dXCo, queries: f.q, keys: ctx.kCo, values: ctx.vCo, scale: scale)
-        let (dQMM, dKMM, dVMM) = Self.selectedAttentionBackward(f.mm, dX: dXMM, queries: f.qMM, keys: ctx.kMM, values: ctx.vMM, scale: scale)
+        let (dQ, dKVCo) = Self.selectedAttentionBackward(f.co, dX: dXCo, queries: f.q, keys: ctx.kCo, values: ctx.vCo, scale: scale)
+        let (dQMM, dKVMM) = Self.selectedAttentionBackward(f.mm, dX: dXMM, queries: f.qMM, keys: ctx.kMM, values: ctx.vMM, scale: scale)
         // Projections: Q = E_n·Wq, K = E·Wk, V = E·Wv (and the MM-SBS ones).
         // `transposed`: W's rows as the keys (`PackedKeys(W)`), so that the product is dOut·Wᵀ.
         func project(_ input: Matrix, _ w: Parameter, _ transposed: PackedKeys?, _ dOut: Matrix) -> Matrix {
@@ -487,10 +487,15 @@ public struct NodeEstimator: ParameterContainer {
         let t = packed?.transposed
         dENode.addScaled(project(f.eNode, wq, t?.wq, dQ))
         dENode.addScaled(project(f.eNode, wqMM, t?.wqMM, dQMM))
-        // dE = dK·Wkᵀ + dV·Wvᵀ, the second added in place (axpy by 1: the same sums as `+`, without a third L × d).
-        var dECo = project(ctx.eCo, wk, t?.wk, dKCo), dEMM = project(ctx.eMM, wkMM, t?.wkMM, dKMM)
-        dECo.addScaled(project(ctx.eCo, wv, t?.wv, dVCo))
-        dEMM.addScaled(project(ctx.eMM, wvMM, t?.wvMM, dVMM))
+        // K = E·Wk and V = E·Wv side by side: [dWk | dWv] = Eᵀ·[dK | dV] in one product, and
+        // dE = dK·Wkᵀ + dV·Wvᵀ = [dK | dV]·[Wk | Wv]ᵀ in one (each entry one chain over the 2d columns).
+        func projectPair(_ input: Matrix, _ wk: Parameter, _ wv: Parameter, _ transposed: PackedKeys?, _ dKV: Matrix) -> Matrix {
+            let dW = matmul(input, dKV, transposeA: true)
+            wk.grad.addScaled(dW.columns(0..<d))
+            wv.grad.addScaled(dW.columns(d..<(2 * d)))
+            return RelevanceKernel.rowwiseProduct(dKV, transposed ?? PackedKeys(Matrix.hstack([wk.value, wv.value])))
+        }
+        let dECo = projectPair(ctx.eCo, wk, wv, t?.kv, dKVCo), dEMM = projectPair(ctx.eMM, wkMM, wvMM, t?.kvMM, dKVMM)
         nodeEmbedding.backward(ids: f.nodes, de: dENode)
         nodeEmbedding.backward(ids: ctx.coLeaves, de: dECo)
         nodeEmbedding.backward(ids: ctx.mmLeaves, de: dEMM)
@@ -653,7 +658,8 @@ public struct NodeEstimator: ParameterContainer {
     }
 
     /// Backward of attention over each node's selected positions with scores s_k = q·K[top_k]·scale,
-    /// weights a = softmax(s) and output Σ a_k V[top_k]: returns dQ (N, d), dK and dV (L, d).
+    /// weights a = softmax(s) and output Σ a_k V[top_k]: returns dQ (N, d) and dK | dV side by side (L, 2d), so
+    /// that each of K's and V's two products (weights and inputs) runs once for both.
     ///
     /// The (node, k) entries are visited position by position (bucketed by position, nodes in order
     /// within a position) wherever a row of dK, dV or V is touched: each such row is read or written
@@ -661,20 +667,18 @@ public struct NodeEstimator: ParameterContainer {
     /// accumulated in the same order as a plain node-by-node loop: dV[pos] and dK[pos] over the nodes in
     /// order, dQ[node] over its k in order.
     static func selectedAttentionBackward(_ gsu: GSUResult, dX: Matrix, queries q: Matrix, keys: Matrix, values: Matrix,
-                                          scale: Float) -> (Matrix, Matrix, Matrix) {
+                                          scale: Float) -> (dQ: Matrix, dKV: Matrix) {
         let d = q.cols, rows = gsu.nodes, width = gsu.width, length = keys.rows
         var dQ = Matrix(rows: q.rows, cols: d)
         precondition(values.rows == length, "selected attention: \(values.rows) value rows for \(length) keys")
         // Entries e in node-major order (node r's are r·width ..< (r + 1)·width): row, position, weight a_e;
         // then g_e = dL/da_e and ds_e.
         let total = rows * width
-        guard total > 0 else { return (dQ, Matrix(rows: length, cols: d), Matrix(rows: length, cols: d)) }
-        // dK and dV: every row is written below (a sum, or zeros where no node selected the position), so
-        // they are not zeroed first (4 × L × d floats an instance).
-        func unwritten() -> Matrix {
-            Matrix(rows: length, cols: d, storage: [Float](unsafeUninitializedCapacity: length * d) { _, count in count = length * d })
-        }
-        var dK = unwritten(), dV = unwritten()
+        guard total > 0 else { return (dQ, Matrix(rows: length, cols: 2 * d)) }
+        // dK | dV side by side (row pos: dK[pos], then dV[pos]): every row is written below (a sum, or zeros
+        // where no node selected the position), so it is not zeroed first (4 × L × d floats an instance).
+        let kv = 2 * d
+        var dKV = Matrix(rows: length, cols: kv, storage: [Float](unsafeUninitializedCapacity: length * kv) { _, count in count = length * kv })
         // Scratch, one allocation each: per entry (node-major, so entry e is node e / width's) its position,
         // a_e, g_e and ds_e; per position its bucket's start (and a fill cursor); the entries in position order,
         // with their nodes and weights.
@@ -713,23 +717,22 @@ public struct NodeEstimator: ParameterContainer {
         }
         @inline(__always) func bucket(_ pos: Int) -> Range<Int> { Int(bucketStart[pos])..<Int(bucketStart[pos + 1]) }
         dQ.storage.withUnsafeMutableBufferPointer { dQb in
-        dK.storage.withUnsafeMutableBufferPointer { dKb in
-        dV.storage.withUnsafeMutableBufferPointer { dVb in
+        dKV.storage.withUnsafeMutableBufferPointer { dKVb in
         dX.storage.withUnsafeBufferPointer { dXb in
         q.storage.withUnsafeBufferPointer { qb in
         keys.storage.withUnsafeBufferPointer { kb in
         values.storage.withUnsafeBufferPointer { vb in
-            let dQp = dQb.baseAddress!, dKp = dKb.baseAddress!, dVp = dVb.baseAddress!
+            let dQp = dQb.baseAddress!, dKp = dKVb.baseAddress!, dVp = dKVb.baseAddress! + d
             let dXp = dXb.baseAddress!, qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!
             // 1. By position: g_e = dX[node]·V[pos] (dL/da_e) and dV[pos] += a_e · dX[node].
             for pos in 0..<length {
                 let vRow = vp + pos * d
                 let entries = bucket(pos)
-                if entries.isEmpty { (dVp + pos * d).update(repeating: 0, count: d); continue }
+                if entries.isEmpty { (dVp + pos * kv).update(repeating: 0, count: d); continue }
                 for i in entries {
                     g[Int(byPosition[i])] = Self.shortChainDot(dXp + Int(rowByPosition[i]) * d, vRow, d)
                 }
-                Self.sumOfScaledRows(into: dVp + pos * d, d, entries) { i in (aByPosition[i], dXp + Int(rowByPosition[i]) * d) }
+                Self.sumOfScaledRows(into: dVp + pos * kv, d, entries) { i in (aByPosition[i], dXp + Int(rowByPosition[i]) * d) }
             }
             // 2. By node: the softmax backward, ds_e = a_e (g_e − Σ_k a_k g_k) · scale; dQ[node] += ds_e K[pos].
             for r in 0..<rows {
@@ -742,11 +745,11 @@ public struct NodeEstimator: ParameterContainer {
             // 3. By position: dK[pos] += ds_e · q[node].
             for pos in 0..<length {
                 let entries = bucket(pos)
-                if entries.isEmpty { (dKp + pos * d).update(repeating: 0, count: d); continue }
-                Self.sumOfScaledRows(into: dKp + pos * d, d, entries) { i in (ds[Int(byPosition[i])], qp + Int(rowByPosition[i]) * d) }
+                if entries.isEmpty { (dKp + pos * kv).update(repeating: 0, count: d); continue }
+                Self.sumOfScaledRows(into: dKp + pos * kv, d, entries) { i in (ds[Int(byPosition[i])], qp + Int(rowByPosition[i]) * d) }
             }
-        }}}}}}}
-        return (dQ, dK, dV)
+        }}}}}}
+        return (dQ, dKV)
     }
 
     /// out[j] = Σ_i c_i · x_i[j] over `terms` in order, written over the row `out` (d floats), where
