@@ -330,3 +330,48 @@ import MISSTestSupport
         }
     }
 }
+
+/// `TransposedProduct` (the training's weight gradients, C += Aᵀ·B): every entry is one fused multiply-add chain
+/// over k in order from C's value, whichever tile computes it.
+@Suite struct TransposedProductTests {
+    /// Shapes that reach every tile: 4 × 16 and 4 × 8 (columns in 8-lane tiles), rows past a multiple of 4
+    /// (8-lane rows), the last n mod 8 columns in groups of up to 4 (8 rows in the lanes, then single entries
+    /// for the rows past a multiple of 8), and k across several chunks and not a multiple of one.
+    @Test(arguments: [(1, 1, 1), (64, 32, 64), (300, 32, 32), (229, 160, 268), (70, 13, 31), (5, 3, 7), (1000, 7, 25), (130, 9, 8)])
+    func equalsTheFusedChainAndTheProduct(_ shape: (Int, Int, Int)) {
+        let (k, m, n) = shape
+        var rng = Xoshiro256StarStar(seed: UInt64(k * 10_000 + m * 100 + n))
+        let a = Matrix.randomNormal(k, m, using: &rng), b = Matrix.randomNormal(k, n, using: &rng)
+        let start = Matrix.randomNormal(m, n, using: &rng)
+        var c = start
+        TransposedProduct.accumulate(a, b, into: &c)
+        for i in 0..<m {
+            for j in 0..<n {
+                var chain = start[i, j], exact = Double(start[i, j])
+                for r in 0..<k {
+                    chain = chain.addingProduct(a[r, i], b[r, j])
+                    exact += Double(a[r, i]) * Double(b[r, j])
+                }
+                #expect(c[i, j] == chain, "k \(k) m \(m) n \(n): C[\(i), \(j)]")
+                #expect(abs(Double(c[i, j]) - exact) <= 1e-4 * max(1, abs(exact)), "k \(k) m \(m) n \(n): C[\(i), \(j)] against Double")
+            }
+        }
+    }
+
+    /// A column block of B into its own C (a layer's gradient from output gradients side by side), and the
+    /// product from zero; by hand: [1 2; 3 4]ᵀ·[5; 6] = [1·5 + 3·6; 2·5 + 4·6] = [23; 34].
+    @Test func columnBlocksAndByHand() {
+        #expect(TransposedProduct.product(Matrix([[1, 2], [3, 4]]), Matrix([[5], [6]])).storage == [23, 34])
+        var rng = Xoshiro256StarStar(seed: 5)
+        let a = Matrix.randomNormal(150, 32, using: &rng), b = Matrix.randomNormal(150, 64, using: &rng)
+        let whole = TransposedProduct.product(a, b)
+        for block in [0..<32, 32..<64, 5..<12] {
+            var c = Matrix(rows: 32, cols: block.count)
+            TransposedProduct.accumulate(a, b, columns: block, into: &c)
+            #expect(c == whole.columns(block), "columns \(block)")
+        }
+        var empty = Matrix(rows: 32, cols: 64)
+        TransposedProduct.accumulate(Matrix(rows: 0, cols: 32), Matrix(rows: 0, cols: 64), into: &empty)
+        #expect(empty == Matrix(rows: 32, cols: 64))
+    }
+}
