@@ -660,7 +660,7 @@ public struct NodeEstimator: ParameterContainer {
 
     /// Backward of attention over each node's selected positions with scores s_k = q·K[top_k]·scale,
     /// weights a = softmax(s) and output Σ a_k V[top_k]: returns dQ (N, d) and dK | dV side by side (L, 2d), so
-    /// that each of K's and V's two products (weights and inputs) runs once for both.
+    /// that the input gradient dE = [dK | dV]·[Wk | Wv]ᵀ is one product.
     ///
     /// The (node, k) entries are visited position by position (bucketed by position, nodes in order
     /// within a position) wherever a row of dK, dV or V is touched: each such row is read or written
