@@ -353,14 +353,12 @@ extension TopK {
                             // The first two flagged lanes without a branch: most flagged vectors hold one or two,
                             // in no predictable pattern. Where there are fewer, the write lands past the count
                             // and is not counted (lane 15 of the vector stands in for a missing lane).
-                            var i = base + (mask | 0x8000).trailingZeroBitCount
-                            keys[count] = Self.key(p[i], i)
-                            count &+= mask != 0 ? 1 : 0
-                            mask &= mask &- 1
-                            i = base + (mask | 0x8000).trailingZeroBitCount
-                            keys[count] = Self.key(p[i], i)
-                            count &+= mask != 0 ? 1 : 0
-                            mask &= mask &- 1
+                            for _ in 0..<2 {
+                                let i = base + (mask | 0x8000).trailingZeroBitCount
+                                keys[count] = Self.key(p[i], i)
+                                count &+= mask != 0 ? 1 : 0
+                                mask &= mask &- 1
+                            }
                             while mask != 0 {
                                 let i = base + mask.trailingZeroBitCount
                                 mask &= mask - 1

@@ -196,12 +196,11 @@ public struct LevelwiseTrainer {
                 return Double(jobs[j].samples.nodes.count) * Double(min(h, estimator.config.coLength)
                                                             + min(h, estimator.config.mmLength) + Self.nodeCostInBehaviours)
             }
-            let chains = (0..<shards).map { w -> [Int] in
-                let mine = Array(stride(from: w, to: jobs.count, by: shards)), c = mine.map(cost)
-                let order = mine.indices.sorted { a, b in c[a] > c[b] || (c[a] == c[b] && a < b) }
-                return order.map { mine[$0] }
+            let jobCosts = jobs.indices.map(cost)
+            let chains = (0..<shards).map { w in
+                stride(from: w, to: jobs.count, by: shards).sorted { a, b in jobCosts[a] > jobCosts[b] || (jobCosts[a] == jobCosts[b] && a < b) }
             }
-            let costs = chains.map { $0.map(cost) }
+            let costs = chains.map { $0.map { jobCosts[$0] } }
             let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards)
             let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: shards)
             defer { losses.deallocate(); counts.deallocate() }
