@@ -31,12 +31,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
     ],
     targets: [
-        // The only two places that see C: OpenBLAS and ncursesw.
+        // The only places that see C: OpenBLAS, ncursesw, and one compiler builtin (a prefetch hint).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CNCurses", path: "Sources/CNCurses"),
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         .target(name: "MISSCore", dependencies: ["CBLAS"], swiftSettings: cpuSettings),
         .target(name: "MISSData", dependencies: ["MISSCore"], swiftSettings: cpuSettings),
-        .target(name: "MISSModel", dependencies: ["MISSCore", "MISSData"], swiftSettings: cpuSettings),
+        .target(name: "MISSModel", dependencies: ["MISSCore", "MISSData", "CPrefetch"], swiftSettings: cpuSettings),
         .target(name: "MISSExplorer", dependencies: ["MISSCore", "MISSData", "MISSModel"], swiftSettings: cpuSettings),
         .executableTarget(
             name: "miss",

@@ -90,18 +90,19 @@ import MISSTestSupport
         #expect(zip(foreign, unpacked).allSatisfy { $0 != $1 })
     }
 
-    @Test func scoringInRowBlocksGivesTheTrainingForwardsLogitsBitForBit() {
+    @Test(arguments: [16, 64])
+    func scoringInRowBlocksGivesTheTrainingForwardsLogitsBitForBit(d: Int) {
         // Beam search and evaluation score with backwardCaches: false (`scoringForward`: every stage of a row,
-        // head included, in blocks of rows on all cores); training and the gradient check run the whole batch.
-        // Every stage is rowwise, so a row's logits cannot depend on the blocks. (With BLAS they did: measured,
-        // a few units in the last place.)
+        // head included, in blocks of rows on all cores, its gathers prefetched); training and the gradient
+        // check run the whole batch. Every stage is rowwise, so a row's logits cannot depend on the blocks.
+        // (With BLAS they did: measured, a few units in the last place.) d 64 takes the poolings' 64-column pass.
         var rng = Xoshiro256StarStar(seed: 77)
         let itemMM = Matrix.randomNormal(300, 16, using: &rng).l2NormalizedRows()
         let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
         var c = EstimatorConfig()
-        c.idDim = 16; c.coLength = 60; c.mmLength = 90; c.topK = 8; c.experts = 4; c.expertHidden = 64; c.towerHidden = 32
+        c.idDim = d; c.coLength = 60; c.mmLength = 90; c.topK = 8; c.experts = 4; c.expertHidden = 64; c.towerHidden = 32
         let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 3)
-        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, 16, std: 0.5, using: &rng)
+        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, d, std: 0.5, using: &rng)
         for p in est.parameters where p.name.hasSuffix(".bias") { p.value = .randomNormal(p.value.rows, p.value.cols, std: 0.3, using: &rng) }
         let history = (0..<120).map { _ in Int32(rng.nextInt(below: 300)) }
         let ctx = est.context(history: history[...])
@@ -260,6 +261,33 @@ import MISSTestSupport
         #expect(close(dQ, rQ) && close(dK, rK) && close(dV, rV), "d \(d)")
         #expect((35..<length).allSatisfy { pos in (0..<d).allSatisfy { dK[pos, $0] == 0 && dV[pos, $0] == 0 } })
         #expect(dV.maxAbs > 0.01 && dK.maxAbs > 0.001 && dQ.maxAbs > 0.001)
+    }
+
+    /// The poolings' sum of scaled rows (64 and 32 columns in registers, then a tail of axpys), with and
+    /// without prefetching: bit for bit the axpys into a zero row, in term order, that it stands for.
+    @Test(arguments: [8, 32, 40, 64, 72, 96, 136])
+    func sumOfScaledRowsIsTheAxpysInOrder(d: Int) {
+        var rng = Xoshiro256StarStar(seed: UInt64(100 + d))
+        let table = Matrix.randomNormal(500, d, using: &rng)
+        let picks = (0..<23).map { _ in rng.nextInt(below: 500) }, coefficients = (0..<23).map { _ in rng.nextFloat() * 2 - 1 }
+        var reference = [Float](repeating: 0, count: d)
+        for (c, pos) in zip(coefficients, picks) { for j in 0..<d { reference[j] += c * table[pos, j] } }
+        for ahead in [0, 1, 6, 40] {
+            for terms in [0..<23, 5..<9, 3..<3] {
+                var expected = [Float](repeating: 0, count: d)
+                for i in terms { for j in 0..<d { expected[j] += coefficients[i] * table[picks[i], j] } }
+                var out = [Float](repeating: .nan, count: d)
+                table.storage.withUnsafeBufferPointer { t in
+                    out.withUnsafeMutableBufferPointer { o in
+                        NodeEstimator.sumOfScaledRows(into: o.baseAddress!, d, terms, prefetchAhead: ahead) { i in
+                            (coefficients[i], t.baseAddress! + picks[i] * d)
+                        }
+                    }
+                }
+                #expect(out == expected, "d \(d), ahead \(ahead), terms \(terms)")
+            }
+        }
+        #expect(reference.contains { abs($0) > 0.5 })
     }
 
     /// The training FLOP count (the bench's FLOP bound) on a configuration small enough to count by hand:

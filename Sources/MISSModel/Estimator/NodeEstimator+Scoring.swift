@@ -80,10 +80,10 @@ extension NodeEstimator {
                             let o = xs + i * width + 2 * d + m
                             if let coOut {
                                 coOut.write(range.lowerBound + i, width: coSelected, relevances: scores) { top, weights in
-                                    Self.coAttention(scores, k: k, values: ctx.vCo, into: o, top: top, weights: weights)
+                                    Self.coAttention(scores, k: k, values: ctx.vCo, into: o, top: top, weights: weights, prefetch: true)
                                 }
                             } else {
-                                Self.coAttention(scores, k: k, values: ctx.vCo, into: o, top: top, weights: esuWeights)
+                                Self.coAttention(scores, k: k, values: ctx.vCo, into: o, top: top, weights: esuWeights, prefetch: true)
                             }
                         }
                     }
@@ -96,11 +96,11 @@ extension NodeEstimator {
                             if let mmOut {
                                 mmOut.write(range.lowerBound + i, width: mmSelected, relevances: scores) { top, weights in
                                     Self.mmAttention(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
-                                                     values: ctx.vMM, into: o, top: top, weights: weights)
+                                                     values: ctx.vMM, into: o, top: top, weights: weights, prefetch: true)
                                 }
                             } else {
                                 Self.mmAttention(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
-                                                 values: ctx.vMM, into: o, top: top, weights: esuWeights)
+                                                 values: ctx.vMM, into: o, top: top, weights: esuWeights, prefetch: true)
                             }
                         }
                     }
