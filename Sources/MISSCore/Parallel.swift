@@ -218,6 +218,13 @@ private struct StripedJob<T>: @unchecked Sendable {
 public func parallelRowsOfProducts<T>(queries: Matrix, keys: PackedKeys, scale: Float = 1, block: Int = 36,
                                       workers: Int = Cores.count,
                                       _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
+    parallelRowsOfProducts(queries: queries, keys: SequenceKeys(keys), scale: scale, block: block, workers: workers, body)
+}
+
+/// The same over a window's keys (each distinct item's products computed once, `SequenceKeys`).
+public func parallelRowsOfProducts<T>(queries: Matrix, keys: SequenceKeys, scale: Float = 1, block: Int = 36,
+                                      workers: Int = Cores.count,
+                                      _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
     precondition(queries.cols == keys.dim, "parallelRowsOfProducts: queries have \(queries.cols) columns, keys \(keys.dim)")
     precondition(block >= 1, "parallelRowsOfProducts: block \(block)")
     let n = queries.rows
@@ -238,7 +245,7 @@ public func parallelRowsOfProducts<T>(queries: Matrix, keys: PackedKeys, scale: 
 private struct ProductRowsJob<T>: @unchecked Sendable {
     let out: UnsafeMutablePointer<T>
     let q: UnsafePointer<Float>
-    let keys: PackedKeys
+    let keys: SequenceKeys
     let n: Int
     let scale: Float
     let block: Int, blocks: Int
@@ -249,13 +256,16 @@ private struct ProductRowsJob<T>: @unchecked Sendable {
 
     func run(worker: Int) {
         let l = keys.count, ldc = keys.paddedCount, d = keys.dim
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * ldc))
+        let gathered = keys.scratchCount(rows: block)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * ldc + gathered))
         defer { scratch.deallocate() }
         while true {
             let b = next.take()
             if b >= blocks { break }
             let r0 = b * block, rows = min(block, n - r0)
-            if ldc > 0 { RelevanceKernel.products(q + r0 * d, rows: rows, keys: keys, scale: scale, into: scratch, ldc: ldc) }
+            if l > 0 {
+                keys.products(q + r0 * d, rows: rows, scale: scale, into: scratch, ldc: ldc, scratch: gathered > 0 ? scratch + block * ldc : nil)
+            }
             for r in 0..<rows {
                 (out + r0 + r).initialize(to: body(r0 + r, UnsafeBufferPointer(start: scratch + r * ldc, count: l)))
             }

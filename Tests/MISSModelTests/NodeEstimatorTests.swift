@@ -166,6 +166,42 @@ import MISSTestSupport
         }
     }
 
+    /// A history that repeats items (as lifelong ones do): the GSUs compute each distinct item's relevance once
+    /// and read it back per position (`SequenceKeys`). Logits, both GSUs' selections (positions, scores,
+    /// weights) and gradients are those of the context that packs every position, bit for bit.
+    @Test func repeatedItemsComputedOnceGiveTheSameForwardAndBackward() {
+        var rng = Xoshiro256StarStar(seed: 88)
+        let itemMM = Matrix.randomNormal(60, 32, using: &rng).l2NormalizedRows()
+        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
+        var c = EstimatorConfig()
+        c.idDim = 32; c.coLength = 150; c.mmLength = 300; c.topK = 20; c.experts = 2; c.expertHidden = 8; c.towerHidden = 4
+        let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 9)
+        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, 32, std: 0.5, using: &rng)
+        let history = (0..<400).map { _ in Int32(rng.nextInt(below: 25)) }
+        let grouped = est.context(history: history[...]), every = est.context(history: history[...], distinctKeys: false)
+        #expect(grouped.kCoPacked.slots != nil && grouped.zMMPacked.slots != nil)
+        #expect(every.kCoPacked.slots == nil && every.zMMPacked.slots == nil)
+        #expect(grouped.kCoPacked.packed.count <= 25 && grouped.zMMPacked.packed.count <= 25)
+        let nodes = Array(tree.levelStarts[3]..<tree.nodeCount)
+        let a = est.forward(grouped, nodes: nodes), b = est.forward(every, nodes: nodes)
+        #expect(a.logits.storage == b.logits.storage && a.co == b.co && a.mm == b.mm)
+        // Ties: a repeated item's positions share its score, so the top-K holds runs of equal scores.
+        #expect(Set(a.co.scores(0)).count < a.co.width)
+        #expect(est.forward(grouped, nodes: nodes, keepSelections: false, backwardCaches: false).logits.storage == b.logits.storage)
+        let traced = est.forward(grouped, nodes: nodes, keepSelections: true, backwardCaches: false)
+        #expect(traced.co == b.co && traced.mm == b.mm)
+        let r = est.relevance(grouped, node: nodes[3]), s = est.relevance(every, node: nodes[3])
+        #expect(r.co == s.co && r.mm == s.mm && r.co.count == 150 && r.mm.count == 300)
+        let dLogits = Matrix.randomNormal(nodes.count, c.objectives, using: &rng)
+        est.zeroGrad()
+        est.backward(grouped, a, dLogits: dLogits)
+        let ga = est.parameters.map(\.denseGradient.storage)
+        est.zeroGrad()
+        est.backward(every, b, dLogits: dLogits)
+        let gb = est.parameters.map(\.denseGradient.storage)
+        #expect(ga == gb && ga.contains { $0.contains { $0 != 0 } })
+    }
+
     @Test func gsuSelectionsMatchABruteForceReference() {
         let (est, tree, history) = tiny()
         let ctx = est.context(history: history[...])

@@ -37,7 +37,9 @@ extension NodeEstimator {
         let ldq = wqPacked.paddedCount, ldqMM = wqMMPacked.paddedCount
         let ldr = max(useCo ? ctx.kCoPacked.paddedCount : 0, useMM ? ctx.zMMPacked.paddedCount : 0, 1)
         // Per worker: gathered e_n and z_n, both queries, one GSU's relevances; a row's ESU weights and top-K.
-        let perWorker = block * (d + m + ldq + ldqMM + ldr) + max(1, k)
+        // Distinct keys' products, read back into the relevances (`SequenceKeys`).
+        let gathered = max(useCo ? ctx.kCoPacked.scratchCount(rows: block) : 0, useMM ? ctx.zMMPacked.scratchCount(rows: block) : 0)
+        let perWorker = block * (d + m + ldq + ldqMM + ldr) + max(1, k) + gathered
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * perWorker)
         let topScratch = UnsafeMutablePointer<Int>.allocate(capacity: workers * (k + 1))
         defer { scratch.deallocate(); topScratch.deallocate() }
@@ -55,6 +57,7 @@ extension NodeEstimator {
                 let rows = range.count
                 let e = sink.base + worker * perWorker, z = e + block * d, q = z + block * m, qMM = q + block * ldq
                 let relevances = qMM + block * ldqMM, esuWeights = relevances + block * ldr
+                let distinctProducts = gathered > 0 ? esuWeights + max(1, k) : nil
                 let top = topSink.base + worker * (k + 1)
                 // x = concat(e_n, z_n, x_user, x_co, x_mm) (Eq. 16) for the block's rows.
                 var x = Matrix(rows: rows, cols: width)
@@ -74,7 +77,7 @@ extension NodeEstimator {
                     RelevanceKernel.products(e, rows: rows, keys: wqMMPacked, scale: 1, into: qMM, ldc: ldqMM)
                     if useCo {
                         // Eq. 11–12: Co-GSU relevances, top-K, Co-SBS reusing the scores.
-                        RelevanceKernel.products(q, rows: rows, keys: ctx.kCoPacked, scale: scale, into: relevances, ldc: ldr)
+                        ctx.kCoPacked.products(q, rows: rows, scale: scale, into: relevances, ldc: ldr, scratch: distinctProducts)
                         for i in 0..<rows {
                             let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.kCoPacked.count)
                             let o = xs + i * width + 2 * d + m
@@ -89,7 +92,7 @@ extension NodeEstimator {
                     }
                     if useMM {
                         // Eq. 13–14: MM-GSU relevances on the frozen embeddings, top-K, MM-SBS with its own W^mm.
-                        RelevanceKernel.products(z, rows: rows, keys: ctx.zMMPacked, scale: 1, into: relevances, ldc: ldr)
+                        ctx.zMMPacked.products(z, rows: rows, scale: 1, into: relevances, ldc: ldr, scratch: distinctProducts)
                         for i in 0..<rows {
                             let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.zMMPacked.count)
                             let o = xs + i * width + 3 * d + m

@@ -33,8 +33,9 @@ public struct UserContext {
     let coLeaves: [Int], mmLeaves: [Int], recentLeaves: [Int]
     let eCo: Matrix, kCo: Matrix, vCo: Matrix      // (L_co, d)
     let eMM: Matrix, kMM: Matrix, vMM: Matrix      // (L_mm, d)
-    // The GSUs' keys, laid out for RelevanceKernel: Co-GSU's K (L_co, d) and MM-GSU's frozen z_i (L_mm, m).
-    let kCoPacked: PackedKeys, zMMPacked: PackedKeys
+    // The GSUs' keys, laid out for RelevanceKernel: Co-GSU's K (L_co, d) and MM-GSU's frozen z_i (L_mm, m),
+    // each item's key once when the window repeats items enough (`SequenceKeys`).
+    let kCoPacked: SequenceKeys, zMMPacked: SequenceKeys
     let xUser: Matrix                              // (1, d)
 }
 
@@ -113,7 +114,10 @@ public struct NodeEstimator: ParameterContainer {
     /// L_co / L_mm / userRecent are used). With `workers` > 1 the Co-GSU's and the MM-GSU's sides are
     /// computed at the same time (the same values); training, already one instance per core, passes 1.
     /// `packed`: `trainingWeights()` of these parameters (the K and V projections), if the caller has it.
-    public func context(history: ArraySlice<Int32>, workers: Int = Cores.count, packed: TrainingWeights? = nil) -> UserContext {
+    /// `distinctKeys: false` packs every position's key even where a window repeats items (the same values;
+    /// for tests that compare the two).
+    public func context(history: ArraySlice<Int32>, workers: Int = Cores.count, packed: TrainingWeights? = nil,
+                        distinctKeys: Bool = true) -> UserContext {
         let co = Array(history.suffix(config.coLength))
         let mm = Array(history.suffix(config.mmLength))
         let recent = Array(history.suffix(config.userRecent))
@@ -125,15 +129,24 @@ public struct NodeEstimator: ParameterContainer {
             let cs = nodeEmbedding.forward(recentLeaves).columnSums()
             xUser = Matrix(rows: 1, cols: config.idDim, storage: cs.map { $0 / Float(recentLeaves.count) })
         }
+        // Which positions share an item, and so a key: a GSU computes each distinct item's relevance once
+        // (`SequenceKeys`). Both windows are suffixes of the history: the shorter one's grouping comes from the longer's.
+        let (coGroups, mmGroups) = co.count <= mm.count
+            ? { let g = distinctPositions(mm); return (distinctPositions(suffixOf: g, from: mm.count - co.count), g) }()
+            : { let g = distinctPositions(co); return (g, distinctPositions(suffixOf: g, from: co.count - mm.count)) }()
         // Two halves of about equal work: the Co-GSU side and the MM-GSU's frozen keys; the MM-SBS's K and V.
-        enum Part { case co(e: Matrix, k: Matrix, v: Matrix, packed: PackedKeys, zPacked: PackedKeys)
+        enum Part { case co(e: Matrix, k: Matrix, v: Matrix, packed: SequenceKeys, zPacked: SequenceKeys)
                     case mm(e: Matrix, k: Matrix, v: Matrix) }
         let parts = parallelMap(2, workers: workers, minimumPerWorker: 1) { half -> Part in
             if half == 0 {
                 let eCo = nodeEmbedding.forward(coLeaves)
                 let kCo = RelevanceKernel.rowwiseProduct(eCo, packed?.wk ?? PackedKeys(columnsOf: wk.value))
                 let vCo = RelevanceKernel.rowwiseProduct(eCo, packed?.wv ?? PackedKeys(columnsOf: wv.value))
-                return .co(e: eCo, k: kCo, v: vCo, packed: PackedKeys(kCo), zPacked: PackedKeys(rowsOf: itemMM, at: mm.map(Int.init)))
+                let kPacked = SequenceKeys(rowsOf: kCo, at: Array(0..<co.count), distinct: coGroups.distinct, slots: coGroups.slots,
+                                           allowGathers: distinctKeys)
+                let zPacked = SequenceKeys(rowsOf: itemMM, at: mm.map(Int.init), distinct: mmGroups.distinct.map { Int(mm[$0]) },
+                                           slots: mmGroups.slots, allowGathers: distinctKeys)
+                return .co(e: eCo, k: kCo, v: vCo, packed: kPacked, zPacked: zPacked)
             }
             let eMM = nodeEmbedding.forward(mmLeaves)
             let kMM = RelevanceKernel.rowwiseProduct(eMM, packed?.wkMM ?? PackedKeys(columnsOf: wkMM.value))
