@@ -218,13 +218,16 @@ private struct StripedJob<T>: @unchecked Sendable {
 public func parallelRowsOfProducts<T>(queries: Matrix, keys: PackedKeys, scale: Float = 1, block: Int = 36,
                                       workers: Int = Cores.count,
                                       _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
-    parallelRowsOfProducts(queries: queries, keys: SequenceKeys(keys), scale: scale, block: block, workers: workers, body)
+    parallelRowsOfRelevances(queries: queries, keys: SequenceKeys(keys), scale: scale, block: block, workers: workers) { r, row in
+        body(r, UnsafeBufferPointer(start: row.values, count: row.count))
+    }
 }
 
-/// The same over a window's keys (each distinct item's products computed once, `SequenceKeys`).
-public func parallelRowsOfProducts<T>(queries: Matrix, keys: SequenceKeys, scale: Float = 1, block: Int = 36,
-                                      workers: Int = Cores.count,
-                                      _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
+/// The same over a window's keys, each row handed over as its `RelevanceRow` (with grouped keys, each
+/// distinct item's product computed once: `SequenceKeys`).
+public func parallelRowsOfRelevances<T>(queries: Matrix, keys: SequenceKeys, scale: Float = 1, block: Int = 36,
+                                        workers: Int = Cores.count,
+                                        _ body: (Int, RelevanceRow) -> T) -> [T] {
     precondition(queries.cols == keys.dim, "parallelRowsOfProducts: queries have \(queries.cols) columns, keys \(keys.dim)")
     precondition(block >= 1, "parallelRowsOfProducts: block \(block)")
     let n = queries.rows
@@ -252,22 +255,19 @@ private struct ProductRowsJob<T>: @unchecked Sendable {
     /// Blocks are handed out one at a time, so a worker that the machine slows down takes fewer of them.
     /// (A row's values do not depend on which worker computes it.)
     let next: BlockCounter
-    let body: (Int, UnsafeBufferPointer<Float>) -> T
+    let body: (Int, RelevanceRow) -> T
 
     func run(worker: Int) {
-        let l = keys.count, ldc = keys.paddedCount, d = keys.dim
-        let gathered = keys.scratchCount(rows: block)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * ldc + gathered))
+        let ldc = keys.stride, d = keys.dim
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * ldc))
         defer { scratch.deallocate() }
         while true {
             let b = next.take()
             if b >= blocks { break }
             let r0 = b * block, rows = min(block, n - r0)
-            if l > 0 {
-                keys.products(q + r0 * d, rows: rows, scale: scale, into: scratch, ldc: ldc, scratch: gathered > 0 ? scratch + block * ldc : nil)
-            }
+            if keys.count > 0 { keys.products(q + r0 * d, rows: rows, scale: scale, into: scratch, ldc: ldc) }
             for r in 0..<rows {
-                (out + r0 + r).initialize(to: body(r0 + r, UnsafeBufferPointer(start: scratch + r * ldc, count: l)))
+                (out + r0 + r).initialize(to: body(r0 + r, keys.row(scratch + r * ldc)))
             }
         }
     }

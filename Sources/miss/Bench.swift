@@ -246,7 +246,7 @@ extension Bench {
                             let items = Array(dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut])
                             for (length, dim) in [(config.coLength, config.idDim), (config.mmLength, itemMM.cols)] {
                                 let window = Array(items.suffix(length)), distinct = distinctPositions(window).distinct.count
-                                if SequenceKeys.gathers(positions: window.count, distinct: distinct, dim: dim) {
+                                if SequenceKeys.groups(positions: window.count, distinct: distinct) {
                                     skippedFlops += 2 * Double(nodes) * Double(window.count - distinct) * Double(dim)
                                 }
                             }

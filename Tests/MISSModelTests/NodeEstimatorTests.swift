@@ -179,8 +179,8 @@ import MISSTestSupport
         est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, 32, std: 0.5, using: &rng)
         let history = (0..<400).map { _ in Int32(rng.nextInt(below: 25)) }
         let grouped = est.context(history: history[...]), every = est.context(history: history[...], distinctKeys: false)
-        #expect(grouped.kCoPacked.slots != nil && grouped.zMMPacked.slots != nil)
-        #expect(every.kCoPacked.slots == nil && every.zMMPacked.slots == nil)
+        #expect(grouped.kCoPacked.isGrouped && grouped.zMMPacked.isGrouped)
+        #expect(!every.kCoPacked.isGrouped && !every.zMMPacked.isGrouped)
         #expect(grouped.kCoPacked.packed.count <= 25 && grouped.zMMPacked.packed.count <= 25)
         let nodes = Array(tree.levelStarts[3]..<tree.nodeCount)
         let a = est.forward(grouped, nodes: nodes), b = est.forward(every, nodes: nodes)
@@ -236,7 +236,7 @@ import MISSTestSupport
                 let relevances: [Float] = [0.5, -1, 2, 7, 3]
                 for r in 0..<3 {
                     relevances.withUnsafeBufferPointer { rel in
-                        out.write(r, width: 2, relevances: rel) { top, weights in
+                        out.write(r, width: 2, relevances: SequenceKeys(PackedKeys(Matrix(rows: 5, cols: 1))).row(rel.baseAddress!)) { top, weights in
                             top[0] = 4 - r; top[1] = r; top[2] = 99           // slot 2: the top-K's scratch
                             weights[0] = Float(r) + 0.25; weights[1] = Float(r) + nudge; weights[2] = 42
                             return 2

@@ -35,11 +35,9 @@ extension NodeEstimator {
         let workers = min(Cores.count, max(1, (n + Self.scoringMinimumBlock - 1) / Self.scoringMinimumBlock))
         let block = Self.scoringBlock
         let ldq = wqPacked.paddedCount, ldqMM = wqMMPacked.paddedCount
-        let ldr = max(useCo ? ctx.kCoPacked.paddedCount : 0, useMM ? ctx.zMMPacked.paddedCount : 0, 1)
+        let ldr = max(useCo ? ctx.kCoPacked.stride : 0, useMM ? ctx.zMMPacked.stride : 0, 1)
         // Per worker: gathered e_n and z_n, both queries, one GSU's relevances; a row's ESU weights and top-K.
-        // Distinct keys' products, read back into the relevances (`SequenceKeys`).
-        let gathered = max(useCo ? ctx.kCoPacked.scratchCount(rows: block) : 0, useMM ? ctx.zMMPacked.scratchCount(rows: block) : 0)
-        let perWorker = block * (d + m + ldq + ldqMM + ldr) + max(1, k) + gathered
+        let perWorker = block * (d + m + ldq + ldqMM + ldr) + max(1, k)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * perWorker)
         let topScratch = UnsafeMutablePointer<Int>.allocate(capacity: workers * (k + 1))
         defer { scratch.deallocate(); topScratch.deallocate() }
@@ -57,7 +55,6 @@ extension NodeEstimator {
                 let rows = range.count
                 let e = sink.base + worker * perWorker, z = e + block * d, q = z + block * m, qMM = q + block * ldq
                 let relevances = qMM + block * ldqMM, esuWeights = relevances + block * ldr
-                let distinctProducts = gathered > 0 ? esuWeights + max(1, k) : nil
                 let top = topSink.base + worker * (k + 1)
                 // x = concat(e_n, z_n, x_user, x_co, x_mm) (Eq. 16) for the block's rows.
                 var x = Matrix(rows: rows, cols: width)
@@ -77,9 +74,9 @@ extension NodeEstimator {
                     RelevanceKernel.products(e, rows: rows, keys: wqMMPacked, scale: 1, into: qMM, ldc: ldqMM)
                     if useCo {
                         // Eq. 11–12: Co-GSU relevances, top-K, Co-SBS reusing the scores.
-                        ctx.kCoPacked.products(q, rows: rows, scale: scale, into: relevances, ldc: ldr, scratch: distinctProducts)
+                        ctx.kCoPacked.products(q, rows: rows, scale: scale, into: relevances, ldc: ldr)
                         for i in 0..<rows {
-                            let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.kCoPacked.count)
+                            let scores = ctx.kCoPacked.row(relevances + i * ldr)
                             let o = xs + i * width + 2 * d + m
                             if let coOut {
                                 coOut.write(range.lowerBound + i, width: coSelected, relevances: scores) { top, weights in
@@ -92,9 +89,9 @@ extension NodeEstimator {
                     }
                     if useMM {
                         // Eq. 13–14: MM-GSU relevances on the frozen embeddings, top-K, MM-SBS with its own W^mm.
-                        ctx.zMMPacked.products(z, rows: rows, scale: 1, into: relevances, ldc: ldr, scratch: distinctProducts)
+                        ctx.zMMPacked.products(z, rows: rows, scale: 1, into: relevances, ldc: ldr)
                         for i in 0..<rows {
-                            let scores = UnsafeBufferPointer(start: relevances + i * ldr, count: ctx.zMMPacked.count)
+                            let scores = ctx.zMMPacked.row(relevances + i * ldr)
                             let o = xs + i * width + 3 * d + m
                             if let mmOut {
                                 mmOut.write(range.lowerBound + i, width: mmSelected, relevances: scores) { top, weights in

@@ -143,9 +143,9 @@ public struct NodeEstimator: ParameterContainer {
                 let kCo = RelevanceKernel.rowwiseProduct(eCo, packed?.wk ?? PackedKeys(columnsOf: wk.value))
                 let vCo = RelevanceKernel.rowwiseProduct(eCo, packed?.wv ?? PackedKeys(columnsOf: wv.value))
                 let kPacked = SequenceKeys(rowsOf: kCo, at: Array(0..<co.count), distinct: coGroups.distinct, slots: coGroups.slots,
-                                           allowGathers: distinctKeys)
+                                           allowGrouping: distinctKeys)
                 let zPacked = SequenceKeys(rowsOf: itemMM, at: mm.map(Int.init), distinct: mmGroups.distinct.map { Int(mm[$0]) },
-                                           slots: mmGroups.slots, allowGathers: distinctKeys)
+                                           slots: mmGroups.slots, allowGrouping: distinctKeys)
                 return .co(e: eCo, k: kCo, v: vCo, packed: kPacked, zPacked: zPacked)
             }
             let eMM = nodeEmbedding.forward(mmLeaves)
@@ -167,20 +167,20 @@ public struct NodeEstimator: ParameterContainer {
     /// L_mm (frozen). The explorer's heatmaps and histograms (Figs. 5–6) are softmaxes of these; the
     /// batched forward pass computes the same products for many nodes at once.
     public func relevance(_ ctx: UserContext, node: Int) -> (co: [Float], mm: [Float]) {
-        let co = ctx.coItems.isEmpty ? [] : coRelevanceRows(RelevanceKernel.rowwiseProduct(nodeEmbedding.forward([node]), wq.value), ctx) { Array($1) }[0]
-        let mm = ctx.mmItems.isEmpty ? [] : mmRelevanceRows(nodeMM.gatherRows([node]), ctx) { Array($1) }[0]
+        let co = ctx.coItems.isEmpty ? [] : coRelevanceRows(RelevanceKernel.rowwiseProduct(nodeEmbedding.forward([node]), wq.value), ctx) { $1.expanded() }[0]
+        let mm = ctx.mmItems.isEmpty ? [] : mmRelevanceRows(nodeMM.gatherRows([node]), ctx) { $1.expanded() }[0]
         return (co, mm)
     }
 
     /// Eq. 11: r_i = (W_q e_n)·(W_k e_i)/√d for queries Q = E_n·W_q (N, d), handed to `body` row by row
     /// (computed in cache-sized blocks, see `parallelRowsOfProducts`).
-    func coRelevanceRows<T>(_ q: Matrix, _ ctx: UserContext, _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
-        parallelRowsOfProducts(queries: q, keys: ctx.kCoPacked, scale: 1 / Float(config.idDim).squareRoot(), body)
+    func coRelevanceRows<T>(_ q: Matrix, _ ctx: UserContext, _ body: (Int, RelevanceRow) -> T) -> [T] {
+        parallelRowsOfRelevances(queries: q, keys: ctx.kCoPacked, scale: 1 / Float(config.idDim).squareRoot(), body)
     }
 
     /// MM-GSU: r_i = z_n·z_i on the frozen embeddings for node embeddings Z (N, m), row by row.
-    func mmRelevanceRows<T>(_ z: Matrix, _ ctx: UserContext, _ body: (Int, UnsafeBufferPointer<Float>) -> T) -> [T] {
-        parallelRowsOfProducts(queries: z, keys: ctx.zMMPacked, body)
+    func mmRelevanceRows<T>(_ z: Matrix, _ ctx: UserContext, _ body: (Int, RelevanceRow) -> T) -> [T] {
+        parallelRowsOfRelevances(queries: z, keys: ctx.zMMPacked, body)
     }
 
     /// Every item's learned ID embedding (its leaf node's row), (items, d): what a TDM-style tree clusters.
@@ -267,7 +267,7 @@ public struct NodeEstimator: ParameterContainer {
         /// Node r's selection, computed by `attend(top, weights)` (which returns how many it selected, `width`);
         /// the raw relevances of the selected positions copied from `relevances` if they are kept.
         @inline(__always)
-        func write(_ r: Int, width: Int, relevances: UnsafeBufferPointer<Float>,
+        func write(_ r: Int, width: Int, relevances: RelevanceRow,
                    _ attend: (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Float>) -> Int) {
             let top = positions(r)
             let count = attend(top, weights(r))
@@ -627,9 +627,9 @@ public struct NodeEstimator: ParameterContainer {
     /// to `top` (room for k + 1), the softmax of the selected scores themselves (Co-SBS reuses them) to
     /// `weights` (k), the pooled values to `o` (d floats); returns how many were selected, min(k, L).
     @discardableResult
-    static func coAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>,
+    static func coAttention(_ scores: RelevanceRow, k: Int, values: Matrix, into o: UnsafeMutablePointer<Float>,
                             top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>, prefetch: Bool = false) -> Int {
-        let count = TopK.indices(scores, k: k, into: top)
+        let count = scores.topK(k, into: top)
         for i in 0..<count { weights[i] = scores[top[i]] }
         Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: weights, count: count))
         pool(weights, top, count: count, values, into: o, prefetchAhead: prefetch ? Self.prefetchAhead : 0)
@@ -639,11 +639,11 @@ public struct NodeEstimator: ParameterContainer {
     /// MM-GSU's top-K of one node's frozen relevances `scores` and MM-SBS over it (Eq. 13–14), the same way:
     /// the weights are the softmax of query·keys[pos]·scale, with MM-SBS's own W^mm (`keys` (L, d) row-major).
     @discardableResult
-    static func mmAttention(_ scores: UnsafeBufferPointer<Float>, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
+    static func mmAttention(_ scores: RelevanceRow, k: Int, query: UnsafePointer<Float>, keys: UnsafePointer<Float>,
                             scale: Float, values: Matrix, into o: UnsafeMutablePointer<Float>,
                             top: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>, prefetch: Bool = false) -> Int {
         let d = values.cols
-        let count = TopK.indices(scores, k: k, into: top)
+        let count = scores.topK(k, into: top)
         if prefetch {
             // Row i + ahead of the keys while row i's dot runs, and row i of the values for the pooling after
             // the softmax (by then they have arrived).
