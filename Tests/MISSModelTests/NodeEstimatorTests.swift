@@ -95,7 +95,7 @@ import MISSTestSupport
         // Beam search and evaluation score with backwardCaches: false (`scoringForward`: every stage of a row,
         // head included, in blocks of rows on all cores, its gathers prefetched); training and the gradient
         // check run the whole batch. Every stage is rowwise, so a row's logits cannot depend on the blocks.
-        // (With BLAS they did: measured, a few units in the last place.) d 64 takes the poolings' 64-column pass.
+        // (With BLAS they did: measured, a few units in the last place.) d 64: two 32-column passes per pooling.
         var rng = Xoshiro256StarStar(seed: 77)
         let itemMM = Matrix.randomNormal(300, 16, using: &rng).l2NormalizedRows()
         let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
@@ -299,7 +299,7 @@ import MISSTestSupport
         #expect(dV.maxAbs > 0.01 && dK.maxAbs > 0.001 && dQ.maxAbs > 0.001)
     }
 
-    /// The poolings' sum of scaled rows (64 and 32 columns in registers, then a tail of axpys), with and
+    /// The poolings' sum of scaled rows (32 columns at a time in registers, then a tail of axpys), with and
     /// without prefetching: bit for bit the axpys into a zero row, in term order, that it stands for.
     @Test(arguments: [8, 32, 40, 64, 72, 96, 136])
     func sumOfScaledRowsIsTheAxpysInOrder(d: Int) {

@@ -796,43 +796,16 @@ public struct NodeEstimator: ParameterContainer {
 
     /// out[j] = Σ_i c_i · x_i[j] over `terms` in order, written over the row `out` (d floats), where
     /// (c_i, x_i) = term(i): each element the same sum, in the same order, as repeated axpys into a zero
-    /// row, but held in registers (64 or 32 columns at a time) rather than stored and reloaded after every
-    /// term. With `prefetchAhead` > 0 the rows are scattered over a table larger than the core's L2 (the
-    /// GSU's selected positions): the first pass asks for row i + prefetchAhead's cache lines while it adds
-    /// row i, and for the first rows before it starts (the same values; a prefetch never faults).
+    /// row, but held in registers (32 columns at a time) rather than stored and reloaded after every term.
+    /// With `prefetchAhead` > 0 the rows are scattered over a table larger than the core's L2 (the GSU's
+    /// selected positions): the first pass asks for row i + prefetchAhead's cache lines (all d columns)
+    /// while it adds row i, and for the first rows before it starts (the same values; a prefetch never faults).
     @inline(__always)
     static func sumOfScaledRows(into out: UnsafeMutablePointer<Float>, _ d: Int, _ terms: Range<Int>, prefetchAhead: Int = 0,
                                 _ term: (Int) -> (Float, UnsafePointer<Float>)) {
         if prefetchAhead > 0 { for i in terms.prefix(prefetchAhead) { prefetchRow(term(i).1, d) } }
         let prefetchEnd = terms.upperBound - prefetchAhead
         var j = 0
-        while j + 64 <= d {
-            var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-            var s4 = SIMD8<Float>(), s5 = SIMD8<Float>(), s6 = SIMD8<Float>(), s7 = SIMD8<Float>()
-            for i in terms {
-                if prefetchAhead > 0 && j == 0 && i < prefetchEnd { prefetchRow(term(i + prefetchAhead).1, d) }
-                let (c, x) = term(i)
-                let cv = SIMD8<Float>(repeating: c), r = UnsafeRawPointer(x + j)
-                s0 += cv * r.loadUnaligned(fromByteOffset: 0, as: SIMD8<Float>.self)
-                s1 += cv * r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-                s2 += cv * r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
-                s3 += cv * r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
-                s4 += cv * r.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self)
-                s5 += cv * r.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self)
-                s6 += cv * r.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self)
-                s7 += cv * r.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self)
-            }
-            let o = UnsafeMutableRawPointer(out + j)
-            o.storeBytes(of: s0, toByteOffset: 0, as: SIMD8<Float>.self)
-            o.storeBytes(of: s1, toByteOffset: 32, as: SIMD8<Float>.self)
-            o.storeBytes(of: s2, toByteOffset: 64, as: SIMD8<Float>.self)
-            o.storeBytes(of: s3, toByteOffset: 96, as: SIMD8<Float>.self)
-            o.storeBytes(of: s4, toByteOffset: 128, as: SIMD8<Float>.self)
-            o.storeBytes(of: s5, toByteOffset: 160, as: SIMD8<Float>.self)
-            o.storeBytes(of: s6, toByteOffset: 192, as: SIMD8<Float>.self)
-            o.storeBytes(of: s7, toByteOffset: 224, as: SIMD8<Float>.self)
-            j += 64
-        }
         while j + 32 <= d {
             var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
             for i in terms {
