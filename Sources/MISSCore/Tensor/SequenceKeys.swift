@@ -1,10 +1,10 @@
 /// A GSU's keys over a user's window, one key per position, for `RelevanceKernel`. A history that repeats
-/// items repeats keys (an item's key is a function of the item alone). When few positions are distinct,
-/// only the distinct keys are packed, with each position's slot among them, and `products` computes the
-/// distinct products and reads them back position by position: the same values as packing every position
-/// (a product is one FMA chain over the dimension, whatever its key's place in the panels), for a fraction
-/// of the FLOPs. When most positions are distinct every position is packed, and `products` is
-/// `RelevanceKernel.products`.
+/// items repeats keys (an item's key is a function of the item alone). Then only the distinct keys are
+/// packed, with each position's slot among them and each key's positions: `products` computes the distinct
+/// products, and a `RelevanceRow` reads a position's through its slot and takes the top-K over the
+/// distinct products. The same values and selections as packing every position (a product is one FMA
+/// chain over the dimension, whatever its key's place in the panels), for a fraction of the FLOPs. A
+/// window without repeats packs every position, and `products` is `RelevanceKernel.products` over them.
 public struct SequenceKeys: Sendable {
     /// The packed keys: the distinct ones (in order of first position) when grouped, else every position.
     public let packed: PackedKeys
