@@ -238,12 +238,12 @@ extension Bench {
                         // Each distinct node is scored once (see `LevelwiseTrainer.distinctNodes`).
                         let samples = trainer.samples(inst, negatives: tc.negativesPerLevel, objectives: config.objectives, &rng).nodes
                         let nodes = LevelwiseTrainer.distinctNodes(samples).nodes.count
-                        let history = inst.cut - dataset.behaviours(of: inst.user).lowerBound
+                        let start = dataset.behaviours(of: inst.user).lowerBound, history = inst.cut - start
                         let f = NodeEstimator.trainingFLOPs(config: config, mmDim: itemMM.cols, coLength: history, mmLength: history, nodes: nodes)
                         if step > 5 {
                             timedFlops += f
                             // GSU products not computed: a window's repeated items, each computed once (`SequenceKeys`).
-                            let items = Array(dataset.behaviourItems[dataset.behaviours(of: inst.user).lowerBound..<inst.cut])
+                            let items = Array(dataset.behaviourItems[start..<inst.cut])
                             for (length, dim) in [(config.coLength, config.idDim), (config.mmLength, itemMM.cols)] {
                                 let window = Array(items.suffix(length)), distinct = distinctPositions(window).distinct.count
                                 if SequenceKeys.groups(positions: window.count, distinct: distinct) {

@@ -92,7 +92,7 @@ import MISSTestSupport
             let keys = SequenceKeys(rowsOf: table, at: g.slots.map(Int.init), distinct: Array(0..<g.distinct.count), slots: g.slots,
                                     allowGrouping: false)
             // Grouped whatever the repeats (`grouped`), so that windows without any are tested too.
-            let grouped = SequenceKeys.grouped(table, slots: g.slots)
+            let grouped = SequenceKeys(grouped: table, slots: g.slots)
             var products = [Float](repeating: 0, count: grouped.stride)
             let one: [Float] = [1]
             one.withUnsafeBufferPointer { qb in products.withUnsafeMutableBufferPointer { grouped.products(qb.baseAddress!, rows: 1, scale: 1, into: $0.baseAddress!, ldc: grouped.stride) } }

@@ -69,11 +69,9 @@ public struct SequenceKeys: Sendable {
         }
     }
 
-    /// Grouped whatever the cost: the rows of `distinctKeys` as the packed keys, position l's key row
-    /// `slots[l]` (tests of the grouped paths at any width).
-    static func grouped(_ distinctKeys: Matrix, slots: [Int32]) -> SequenceKeys { SequenceKeys(grouped: distinctKeys, slots: slots) }
-
-    private init(grouped distinctKeys: Matrix, slots: [Int32]) {
+    /// Grouped whatever the repeats: the rows of `distinctKeys` as the packed keys, position l's key row
+    /// `slots[l]` (tests of the grouped paths on any window).
+    init(grouped distinctKeys: Matrix, slots: [Int32]) {
         precondition(slots.allSatisfy { $0 >= 0 && Int($0) < distinctKeys.rows }, "SequenceKeys: a slot out of 0..<\(distinctKeys.rows)")
         packed = PackedKeys(distinctKeys)
         groups = Groups(slots: slots, distinct: distinctKeys.rows)

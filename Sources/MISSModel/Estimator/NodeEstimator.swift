@@ -34,7 +34,7 @@ public struct UserContext {
     let eCo: Matrix, kCo: Matrix, vCo: Matrix      // (L_co, d)
     let eMM: Matrix, kMM: Matrix, vMM: Matrix      // (L_mm, d)
     // The GSUs' keys, laid out for RelevanceKernel: Co-GSU's K (L_co, d) and MM-GSU's frozen z_i (L_mm, m),
-    // each item's key once when the window repeats items enough (`SequenceKeys`).
+    // each item's key once when the window repeats an item (`SequenceKeys`).
     let kCoPacked: SequenceKeys, zMMPacked: SequenceKeys
     let xUser: Matrix                              // (1, d)
 }
