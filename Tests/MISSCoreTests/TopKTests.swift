@@ -133,6 +133,33 @@ import MISSTestSupport
         #expect(TopK.indices(mostlyNaN, k: 50) == reference(mostlyNaN.map { $0.isNaN ? -.infinity : $0 }, 50))
     }
 
+    @Test func rankPathMatchesFullSortWithNaNInfinitiesAndSignedZeros() {
+        // `byRank` (rows up to 512 where group maxima do not apply), called directly: every k of short rows,
+        // ties, ±∞, ±0 and NaN, which ranks below −∞ (NaNs among themselves by index); nothing written past
+        // the slot after the k.
+        func expected(_ s: [Float], _ k: Int) -> [Int] {
+            Array(s.indices.sorted { a, b in
+                if s[a].isNaN || s[b].isNaN { return s[a].isNaN != s[b].isNaN ? s[b].isNaN : a < b }
+                return s[a] > s[b] || (s[a] == s[b] && a < b)
+            }.prefix(k))
+        }
+        var rng = Xoshiro256StarStar(seed: 23)
+        let specials: [Float] = [.infinity, -.infinity, 0, -0.0, .nan, -.greatestFiniteMagnitude]
+        for trial in 0..<400 {
+            let n = trial < 40 ? 1 + trial : 1 + rng.nextInt(below: 512)
+            let k = trial % 5 == 0 ? n : 1 + rng.nextInt(below: n)
+            let distinct = 1 + rng.nextInt(below: trial % 2 == 0 ? 6 : 10_000)
+            var s = (0..<n).map { _ in Float(rng.nextInt(below: distinct)) - Float(distinct / 2) }
+            if trial % 3 != 2 { for _ in 0..<rng.nextInt(below: 1 + n / 4) { s[rng.nextInt(below: n)] = specials[rng.nextInt(below: specials.count)] } }
+            var out = [Int](repeating: -7, count: k + 2)
+            let count = s.withUnsafeBufferPointer { sb in out.withUnsafeMutableBufferPointer { TopK.byRank(sb, k: k, into: $0.baseAddress!) } }
+            #expect(count == k && Array(out.prefix(k)) == expected(s, k), "trial \(trial): n=\(n) k=\(k)")
+            #expect(out[k + 1] == -7, "trial \(trial): written past k + 1")
+            // The public entry point takes this path for these rows (or group maxima, with the same result).
+            #expect(TopK.indices(s, k: k) == expected(s, k), "trial \(trial): indices, n=\(n) k=\(k)")
+        }
+    }
+
     @Test func laneMaskHasOneBitPerSetLane() {
         var rng = Xoshiro256StarStar(seed: 5)
         for trial in 0..<2000 {
