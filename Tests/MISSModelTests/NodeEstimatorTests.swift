@@ -33,6 +33,8 @@ import MISSTestSupport
         let ctx = est.context(history: history[...])
         let f = est.forward(ctx, nodes: nodes)
         #expect(f.co.nodes == (ablation.0 ? 5 : 0) && f.mm.nodes == (ablation.1 ? 5 : 0))
+        // The history repeats items in both windows: the projections' backward runs over distinct items.
+        #expect(ctx.coGroups != nil && ctx.mmGroups != nil)
         let (_, dLogits) = BCEWithLogits.loss(logits: f.logits, labels: labels)
         est.backward(ctx, f, dLogits: dLogits)
         for p in est.parameters {
@@ -167,8 +169,9 @@ import MISSTestSupport
     }
 
     /// A history that repeats items (as lifelong ones do): the GSUs compute each distinct item's relevance once
-    /// and read it back per position (`SequenceKeys`). Logits, both GSUs' selections (positions, scores,
-    /// weights) and gradients are those of the context that packs every position, bit for bit.
+    /// and read it back per position (`SequenceKeys`). Logits and both GSUs' selections (positions, scores,
+    /// weights) are those of the context that packs every position, bit for bit; the gradients, whose K/V
+    /// projections' backward runs over the distinct items (`ItemGroups`), agree up to rounding.
     @Test func repeatedItemsComputedOnceGiveTheSameForwardAndBackward() {
         var rng = Xoshiro256StarStar(seed: 88)
         let itemMM = Matrix.randomNormal(60, 32, using: &rng).l2NormalizedRows()
@@ -199,7 +202,12 @@ import MISSTestSupport
         est.zeroGrad()
         est.backward(every, b, dLogits: dLogits)
         let gb = est.parameters.map(\.denseGradient.storage)
-        #expect(ga == gb && ga.contains { $0.contains { $0 != 0 } })
+        #expect(grouped.coGroups != nil && grouped.mmGroups != nil && every.coGroups == nil && every.mmGroups == nil)
+        for (p, (x, y)) in zip(est.parameters, zip(ga, gb)) {
+            let scale = max(1e-6, y.map { abs($0) }.max() ?? 0), worst = zip(x, y).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-5 * scale, "\(p.name): largest difference \(worst) against \(scale)")
+        }
+        #expect(ga.contains { $0.contains { $0 != 0 } })
     }
 
     @Test func gsuSelectionsMatchABruteForceReference() {
@@ -297,6 +305,38 @@ import MISSTestSupport
         #expect(close(dQ, rQ) && close(dK, rK) && close(dV, rV), "d \(d)")
         #expect((35..<length).allSatisfy { pos in (0..<d).allSatisfy { dK[pos, $0] == 0 && dV[pos, $0] == 0 } })
         #expect(dV.maxAbs > 0.01 && dK.maxAbs > 0.001 && dQ.maxAbs > 0.001)
+    }
+
+    /// A window that repeats items (`ItemGroups`): positions of one item share its key and value rows, and the
+    /// grouped backward's dK | dV row of an item is the sum of its positions' rows in the per-position backward
+    /// (up to rounding: the same terms, summed in another order); dQ is the same, bit for bit.
+    @Test(arguments: [32, 24])
+    func selectedAttentionBackwardSumsAnItemsPositions(d: Int) {
+        var rng = Xoshiro256StarStar(seed: UInt64(100 + d))
+        let n = 11, length = 60, width = 9, scale: Float = 0.25
+        let items = (0..<length).map { _ in Int32(rng.nextInt(below: 17)) }
+        let g = distinctPositions(items)
+        let groups = try! #require(ItemGroups(g))
+        #expect(groups.first.count < length && groups.first.count <= 17)
+        let itemKeys = Matrix.randomNormal(17, d, using: &rng), itemValues = Matrix.randomNormal(17, d, using: &rng)
+        let keys = itemKeys.gatherRows(items.map(Int.init)), values = itemValues.gatherRows(items.map(Int.init))
+        let q = Matrix.randomNormal(n, d, using: &rng), dX = Matrix.randomNormal(n, d, using: &rng)
+        let gsu = NodeEstimator.GSUResult(nodes: n, width: width, keepScores: false) { out in
+            for r in 0..<n {
+                let w = (0..<width).map { _ in rng.nextFloat() + 0.1 }, total = w.reduce(0, +)
+                for k in 0..<width { out.positions(r)[k] = rng.nextInt(below: length); out.weights(r)[k] = w[k] / total }
+            }
+        }
+        let every = NodeEstimator.selectedAttentionBackward(gsu, dX: dX, queries: q, keys: keys, values: values, scale: scale)
+        let grouped = NodeEstimator.selectedAttentionBackward(gsu, dX: dX, queries: q, keys: keys, values: values, scale: scale,
+                                                              groups: groups)
+        #expect(grouped.dQ.storage == every.dQ.storage)
+        #expect(every.dKV.rows == length && grouped.dKV.rows == groups.first.count && grouped.dKV.cols == 2 * d)
+        var sums = Matrix(rows: groups.first.count, cols: 2 * d)
+        for pos in 0..<length { for j in 0..<(2 * d) { sums[Int(groups.slots[pos]), j] += every.dKV[pos, j] } }
+        let worst = zip(grouped.dKV.storage, sums.storage).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-5 * max(1, sums.maxAbs), "d \(d): largest difference \(worst)")
+        #expect(sums.maxAbs > 0.01)
     }
 
     /// The poolings' sum of scaled rows (32 columns at a time in registers, then a tail of axpys), with and

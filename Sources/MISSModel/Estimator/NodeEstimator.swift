@@ -36,7 +36,26 @@ public struct UserContext {
     // The GSUs' keys, laid out for RelevanceKernel: Co-GSU's K (L_co, d) and MM-GSU's frozen z_i (L_mm, m),
     // each item's key once when the window repeats an item (`SequenceKeys`).
     let kCoPacked: SequenceKeys, zMMPacked: SequenceKeys
+    /// Each window's positions by item where it repeats one (nil where it does not): the backward pass sums a
+    /// key's and a value's gradients over an item's positions before projecting them (`ItemGroups`).
+    let coGroups: ItemGroups?, mmGroups: ItemGroups?
     let xUser: Matrix                              // (1, d)
+}
+
+/// A window's positions grouped by item (`distinctPositions`): `first` holds each distinct item's first
+/// position, in order, and `slots` each position's index in `first`. A key and a value are functions of the
+/// item alone, so their gradients can be summed per item before the projections' backward: the products
+/// dE = [dK | dV]·[Wk | Wv]ᵀ and dW += Eᵀ·[dK | dV] then run over the distinct items, not every position.
+struct ItemGroups {
+    let first: [Int]
+    let slots: [Int32]
+
+    /// The grouping, or nil for a window without a repeated item (there it would change nothing).
+    init?(_ g: (distinct: [Int], slots: [Int32])) {
+        guard g.distinct.count < g.slots.count else { return nil }
+        first = g.distinct
+        slots = g.slots
+    }
 }
 
 /// The node estimator of Eq. 11–16: Co-GSU and MM-GSU search the user's lifelong behaviours for the
@@ -114,7 +133,8 @@ public struct NodeEstimator: ParameterContainer {
     /// L_co / L_mm / userRecent are used). With `workers` > 1 the Co-GSU's and the MM-GSU's sides are
     /// computed at the same time (the same values); training, already one instance per core, passes 1.
     /// `packed`: `trainingWeights()` of these parameters (the K and V projections), if the caller has it.
-    /// `distinctKeys: false` packs every position's key even where a window repeats items (the same values;
+    /// `distinctKeys: false` packs every position's key even where a window repeats items, and the backward
+    /// pass then projects every position's gradients (the same forward values, gradients up to rounding;
     /// for tests that compare the two).
     public func context(history: ArraySlice<Int32>, workers: Int = Cores.count, packed: TrainingWeights? = nil,
                         distinctKeys: Bool = true) -> UserContext {
@@ -159,7 +179,9 @@ public struct NodeEstimator: ParameterContainer {
         return UserContext(coItems: co, mmItems: mm, recentItems: recent,
                            coLeaves: coLeaves, mmLeaves: mmLeaves, recentLeaves: recentLeaves,
                            eCo: eCo, kCo: kCo, vCo: vCo, eMM: eMM, kMM: kMM, vMM: vMM,
-                           kCoPacked: kCoPacked, zMMPacked: zMMPacked, xUser: xUser)
+                           kCoPacked: kCoPacked, zMMPacked: zMMPacked,
+                           coGroups: distinctKeys ? ItemGroups(coGroups) : nil, mmGroups: distinctKeys ? ItemGroups(mmGroups) : nil,
+                           xUser: xUser)
     }
 
     /// Both GSUs' relevance r_i over the user's whole windows for one node, before top-K: Co-GSU's
@@ -491,8 +513,11 @@ public struct NodeEstimator: ParameterContainer {
         let dXMM = dx.columns((3 * d)..<(4 * d))
 
         // Co-SBS / Co-GSU backward (Eq. 11–12), then MM-SBS (Eq. 13–14; the MM-GSU selection is frozen).
-        let (dQ, dKVCo) = Self.selectedAttentionBackward(f.co, dX: dXCo, queries: f.q, keys: ctx.kCo, values: ctx.vCo, scale: scale)
-        let (dQMM, dKVMM) = Self.selectedAttentionBackward(f.mm, dX: dXMM, queries: f.qMM, keys: ctx.kMM, values: ctx.vMM, scale: scale)
+        // dK | dV per distinct item where a window repeats items (`ItemGroups`), else per position.
+        let (dQ, dKVCo) = Self.selectedAttentionBackward(f.co, dX: dXCo, queries: f.q, keys: ctx.kCo, values: ctx.vCo, scale: scale,
+                                                         groups: ctx.coGroups)
+        let (dQMM, dKVMM) = Self.selectedAttentionBackward(f.mm, dX: dXMM, queries: f.qMM, keys: ctx.kMM, values: ctx.vMM, scale: scale,
+                                                           groups: ctx.mmGroups)
         // Projections: Q = E_n·Wq, K = E·Wk, V = E·Wv (and the MM-SBS ones). Their weight gradients (d × d over
         // a history or the nodes) by `TransposedProduct`: ≈ 25 % faster than OpenBLAS on these shapes.
         // `transposed`: W's rows as the keys (`PackedKeys(W)`), so that the product is dOut·Wᵀ.
@@ -510,10 +535,16 @@ public struct NodeEstimator: ParameterContainer {
             TransposedProduct.accumulate(input, dKV, columns: d..<(2 * d), into: &wv.grad)
             return RelevanceKernel.rowwiseProduct(dKV, transposed ?? PackedKeys(Matrix.hstack([wk.value, wv.value])))
         }
-        let dECo = projectPair(ctx.eCo, wk, wv, t?.kv, dKVCo), dEMM = projectPair(ctx.eMM, wkMM, wvMM, t?.kvMM, dKVMM)
+        // Over the distinct items: their rows of E (a repeated item's rows are equal) and their leaves.
+        func distinctRows(_ e: Matrix, _ leaves: [Int], _ g: ItemGroups?) -> (e: Matrix, leaves: [Int]) {
+            guard let g else { return (e, leaves) }
+            return (e.gatherRows(g.first), g.first.map { leaves[$0] })
+        }
+        let co = distinctRows(ctx.eCo, ctx.coLeaves, ctx.coGroups), mm = distinctRows(ctx.eMM, ctx.mmLeaves, ctx.mmGroups)
+        let dECo = projectPair(co.e, wk, wv, t?.kv, dKVCo), dEMM = projectPair(mm.e, wkMM, wvMM, t?.kvMM, dKVMM)
         nodeEmbedding.backward(ids: f.nodes, de: dENode)
-        nodeEmbedding.backward(ids: ctx.coLeaves, de: dECo)
-        nodeEmbedding.backward(ids: ctx.mmLeaves, de: dEMM)
+        nodeEmbedding.backward(ids: co.leaves, de: dECo)
+        nodeEmbedding.backward(ids: mm.leaves, de: dEMM)
         if !ctx.recentLeaves.isEmpty {
             let share = dXUser.map { $0 / Float(ctx.recentLeaves.count) }
             let rows = Matrix(rows: ctx.recentLeaves.count, cols: d, storage: (0..<ctx.recentLeaves.count).flatMap { _ in share })
@@ -701,36 +732,43 @@ public struct NodeEstimator: ParameterContainer {
 
     /// Backward of attention over each node's selected positions with scores s_k = q·K[top_k]·scale,
     /// weights a = softmax(s) and output Σ a_k V[top_k]: returns dQ (N, d) and dK | dV side by side (L, 2d), so
-    /// that the input gradient dE = [dK | dV]·[Wk | Wv]ᵀ is one product.
+    /// that the input gradient dE = [dK | dV]·[Wk | Wv]ᵀ is one product. With `groups` (a window that repeats
+    /// items, whose positions share their item's key and value rows), dK | dV has one row per distinct item
+    /// (`groups.first.count`): the sum of its positions' rows.
     ///
-    /// The (node, k) entries are visited position by position (bucketed by position, nodes in order
-    /// within a position) wherever a row of dK, dV or V is touched: each such row is read or written
+    /// The (node, k) entries are visited bucket by bucket (a bucket is a position, or an item's positions;
+    /// nodes in order within it) wherever a row of dK, dV or V is touched: each such row is read or written
     /// once, in order, instead of once per node that selected it at a random place. Every value is
-    /// accumulated in the same order as a plain node-by-node loop: dV[pos] and dK[pos] over the nodes in
-    /// order, dQ[node] over its k in order.
+    /// accumulated in the same order as a plain node-by-node loop: dV[b] and dK[b] over the nodes in
+    /// order (and each node's k in order), dQ[node] over its k in order.
     static func selectedAttentionBackward(_ gsu: GSUResult, dX: Matrix, queries q: Matrix, keys: Matrix, values: Matrix,
-                                          scale: Float) -> (dQ: Matrix, dKV: Matrix) {
+                                          scale: Float, groups: ItemGroups? = nil) -> (dQ: Matrix, dKV: Matrix) {
         let d = q.cols, rows = gsu.nodes, width = gsu.width, length = keys.rows
         var dQ = Matrix(rows: q.rows, cols: d)
         precondition(values.rows == length, "selected attention: \(values.rows) value rows for \(length) keys")
+        precondition(groups.map { $0.slots.count == length } ?? true, "selected attention: \(groups?.slots.count ?? 0) slots for \(length) keys")
+        let buckets = groups?.first.count ?? length
+        let slots = groups?.slots ?? [], first = groups?.first ?? []
+        @inline(__always) func bucketOf(_ pos: Int) -> Int { groups == nil ? pos : Int(slots[pos]) }
+        @inline(__always) func rowOf(_ b: Int) -> Int { groups == nil ? b : first[b] }
         // Entries e in node-major order (node r's are r·width ..< (r + 1)·width): row, position, weight a_e;
         // then g_e = dL/da_e and ds_e.
         let total = rows * width
-        guard total > 0 else { return (dQ, Matrix(rows: length, cols: 2 * d)) }
-        // dK | dV side by side (row pos: dK[pos], then dV[pos]): every row is written below (a sum, or zeros
-        // where no node selected the position), so it is not zeroed first (4 × L × d floats an instance).
+        guard total > 0 else { return (dQ, Matrix(rows: buckets, cols: 2 * d)) }
+        // dK | dV side by side (row b: dK[b], then dV[b]): every row is written below (a sum, or zeros
+        // where no node selected the bucket), so it is not zeroed first (4 × L × d floats an instance).
         let kv = 2 * d
-        var dKV = Matrix(rows: length, cols: kv, storage: [Float](unsafeUninitializedCapacity: length * kv) { _, count in count = length * kv })
+        var dKV = Matrix(rows: buckets, cols: kv, storage: [Float](unsafeUninitializedCapacity: buckets * kv) { _, count in count = buckets * kv })
         // Scratch, one allocation each: per entry (node-major, so entry e is node e / width's) its position,
-        // a_e, g_e and ds_e; per position its bucket's start (and a fill cursor); the entries in position order,
-        // with their nodes and weights.
-        let ints = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * total + 2 * (length + 1))
+        // a_e, g_e and ds_e; per bucket its start (and a fill cursor); the entries in bucket order, with their
+        // nodes and weights.
+        let ints = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * total + 2 * (buckets + 1))
         let floats = UnsafeMutablePointer<Float>.allocate(capacity: 4 * total)
         defer { ints.deallocate(); floats.deallocate() }
         let entryPos = ints, byPosition = ints + total, rowByPosition = ints + 2 * total
-        let bucketStart = ints + 3 * total, next = bucketStart + (length + 1)
+        let bucketStart = ints + 3 * total, next = bucketStart + (buckets + 1)
         let a = floats, g = floats + total, ds = floats + 2 * total, aByPosition = floats + 3 * total
-        bucketStart.initialize(repeating: 0, count: length + 1)
+        bucketStart.initialize(repeating: 0, count: buckets + 1)
         gsu.positionStorage.withUnsafeBufferPointer { top in
             gsu.weightStorage.withUnsafeBufferPointer { w in
                 for r in 0..<rows {
@@ -739,25 +777,25 @@ public struct NodeEstimator: ParameterContainer {
                         precondition(pos >= 0 && pos < length, "selected attention: position \(pos) outside 0..<\(length)")
                         entryPos[e] = Int32(truncatingIfNeeded: pos)
                         a[e] = w[r * gsu.stride + k]
-                        bucketStart[pos + 1] &+= 1
+                        bucketStart[bucketOf(pos) + 1] &+= 1
                     }
                 }
             }
         }
-        for pos in 0..<length { bucketStart[pos + 1] &+= bucketStart[pos] }
-        // Position-major order of the entries (stable: node order within a position).
-        next.update(from: bucketStart, count: length + 1)
-        // With each entry's node and weight in that order too: the passes by position read them directly.
+        for b in 0..<buckets { bucketStart[b + 1] &+= bucketStart[b] }
+        // Bucket-major order of the entries (stable: node order, then k order, within a bucket).
+        next.update(from: bucketStart, count: buckets + 1)
+        // With each entry's node and weight in that order too: the passes by bucket read them directly.
         for r in 0..<rows {
             for e in (r * width)..<((r + 1) * width) {
-                let pos = Int(entryPos[e]), slot = Int(next[pos])
+                let b = bucketOf(Int(entryPos[e])), slot = Int(next[b])
                 byPosition[slot] = Int32(truncatingIfNeeded: e)
                 rowByPosition[slot] = Int32(truncatingIfNeeded: r)
                 aByPosition[slot] = a[e]
-                next[pos] &+= 1
+                next[b] &+= 1
             }
         }
-        @inline(__always) func bucket(_ pos: Int) -> Range<Int> { Int(bucketStart[pos])..<Int(bucketStart[pos + 1]) }
+        @inline(__always) func bucket(_ b: Int) -> Range<Int> { Int(bucketStart[b])..<Int(bucketStart[b + 1]) }
         dQ.storage.withUnsafeMutableBufferPointer { dQb in
         dKV.storage.withUnsafeMutableBufferPointer { dKVb in
         dX.storage.withUnsafeBufferPointer { dXb in
@@ -766,15 +804,16 @@ public struct NodeEstimator: ParameterContainer {
         values.storage.withUnsafeBufferPointer { vb in
             let dQp = dQb.baseAddress!, dKp = dKVb.baseAddress!, dVp = dKVb.baseAddress! + d
             let dXp = dXb.baseAddress!, qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!
-            // 1. By position: g_e = dX[node]·V[pos] (dL/da_e) and dV[pos] += a_e · dX[node].
-            for pos in 0..<length {
-                let vRow = vp + pos * d
-                let entries = bucket(pos)
-                if entries.isEmpty { (dVp + pos * kv).update(repeating: 0, count: d); continue }
+            // 1. By bucket: g_e = dX[node]·V[pos] (dL/da_e) and dV[b] += a_e · dX[node] (a bucket's positions
+            // share their V row).
+            for b in 0..<buckets {
+                let vRow = vp + rowOf(b) * d
+                let entries = bucket(b)
+                if entries.isEmpty { (dVp + b * kv).update(repeating: 0, count: d); continue }
                 for i in entries {
                     g[Int(byPosition[i])] = Self.shortChainDot(dXp + Int(rowByPosition[i]) * d, vRow, d)
                 }
-                Self.sumOfScaledRows(into: dVp + pos * kv, d, entries) { i in (aByPosition[i], dXp + Int(rowByPosition[i]) * d) }
+                Self.sumOfScaledRows(into: dVp + b * kv, d, entries) { i in (aByPosition[i], dXp + Int(rowByPosition[i]) * d) }
             }
             // 2. By node: the softmax backward, ds_e = a_e (g_e − Σ_k a_k g_k) · scale; dQ[node] += ds_e K[pos].
             for r in 0..<rows {
@@ -784,11 +823,11 @@ public struct NodeEstimator: ParameterContainer {
                 for e in entries { ds[e] = a[e] * (g[e] - dot) * scale }
                 Self.sumOfScaledRows(into: dQp + r * d, d, entries) { e in (ds[e], kp + Int(entryPos[e]) * d) }
             }
-            // 3. By position: dK[pos] += ds_e · q[node].
-            for pos in 0..<length {
-                let entries = bucket(pos)
-                if entries.isEmpty { (dKp + pos * kv).update(repeating: 0, count: d); continue }
-                Self.sumOfScaledRows(into: dKp + pos * kv, d, entries) { i in (ds[Int(byPosition[i])], qp + Int(rowByPosition[i]) * d) }
+            // 3. By bucket: dK[b] += ds_e · q[node].
+            for b in 0..<buckets {
+                let entries = bucket(b)
+                if entries.isEmpty { (dKp + b * kv).update(repeating: 0, count: d); continue }
+                Self.sumOfScaledRows(into: dKp + b * kv, d, entries) { i in (ds[Int(byPosition[i])], qp + Int(rowByPosition[i]) * d) }
             }
         }}}}}}
         return (dQ, dKV)
