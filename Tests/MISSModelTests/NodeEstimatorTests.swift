@@ -44,6 +44,26 @@ import MISSTestSupport
         }
     }
 
+    /// x_user's products folded into the head's bias (`headUserBias`): the forward passes' logits are the head
+    /// over Eq. 16's whole x = [e_n | z_n | x_user | x_co | x_mm] (`headLogits`), up to rounding.
+    @Test func userColumnsFoldedIntoTheBiasGiveTheWholeInputsLogits() {
+        let (est, tree, history) = tiny()
+        let ctx = est.context(history: history[...])
+        #expect(ctx.xUser.maxAbs > 0.01)
+        let nodes = Array(1..<tree.nodeCount)
+        let f = est.forward(ctx, nodes: nodes)
+        let d = est.config.idDim, m = est.nodeMM.cols
+        #expect(f.x.cols == 3 * d + m)
+        let user = Matrix(rows: nodes.count, cols: d, storage: (0..<nodes.count).flatMap { _ in ctx.xUser.storage })
+        let whole = Matrix.hstack([f.x.columns(0..<(d + m)), user, f.x.columns((d + m)..<(3 * d + m))])
+        #expect(whole.cols == est.config.inputWidth(mmDim: m))
+        let reference = est.headLogits(whole, rowBlocks: 1)
+        let worst = zip(f.logits.storage, reference.storage).map { abs($0 - $1) }.max() ?? 1
+        #expect(worst < 1e-5, "largest difference \(worst)")
+        let scored = est.forward(ctx, nodes: nodes, keepSelections: false, backwardCaches: false)
+        #expect(scored.logits.storage == f.logits.storage)
+    }
+
     @Test func gradientReplicasSumToTheSequentialGradient() {
         // The trainer's workers: each instance's gradient goes into a replica (shared values, own gradients);
         // summing the replicas must give what one estimator accumulates over both instances.
@@ -386,6 +406,10 @@ import MISSTestSupport
         #expect(NodeEstimator.trainingFLOPs(config: c, mmDim: 3, coLength: 10, mmLength: 10, nodes: 1) == 128 + 256 + 60 + 64 + head)
         c.useMMGSU = false
         #expect(NodeEstimator.trainingFLOPs(config: c, mmDim: 3, coLength: 3, mmLength: 4, nodes: 1) == 128 + 256 + 20 + 32 + head)
+        // x_user's 2 columns against the 3 outputs: 2·2·3 = 12 per node in each of the three products, once
+        // per request where they are folded into the bias: 5 nodes leave 4 × 36 not executed, 1 node none.
+        #expect(NodeEstimator.foldedUserFLOPs(config: c, nodes: 5) == 4 * 36)
+        #expect(NodeEstimator.foldedUserFLOPs(config: c, nodes: 1) == 0)
     }
 
     /// The head (experts and gates in one product, the rest row by row) gives the logits of its layers'

@@ -16,7 +16,7 @@ extension NodeEstimator {
     /// depend on its block. `Forward` carries the logits and, with `keepSelections`, both GSUs' selections;
     /// nothing for the backward pass.
     func scoringForward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool, weights given: ScoringWeights? = nil) -> Forward {
-        let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = config.inputWidth(mmDim: m)
+        let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = nodeInputWidth
         let objectives = config.objectives, k = config.topK
         let scale = 1 / Float(d).squareRoot()
         let table = nodeEmbedding.table.value
@@ -32,6 +32,7 @@ extension NodeEstimator {
         if n == 0 { return done() }
         let weights = given ?? scoringWeights()
         let wqPacked = weights.wq, wqMMPacked = weights.wqMM
+        let bias = headUserBias(ctx.xUser, packed: weights.headUser, bias: weights.headBias)
         let workers = min(Cores.count, max(1, (n + Self.scoringMinimumBlock - 1) / Self.scoringMinimumBlock))
         let block = Self.scoringBlock
         let ldq = wqPacked.paddedCount, ldqMM = wqMMPacked.paddedCount
@@ -48,7 +49,6 @@ extension NodeEstimator {
         logits.storage.withUnsafeMutableBufferPointer { lb in
         table.storage.withUnsafeBufferPointer { tb in
         nodeMM.storage.withUnsafeBufferPointer { zb in
-        ctx.xUser.storage.withUnsafeBufferPointer { ub in
         ctx.kMM.storage.withUnsafeBufferPointer { kmb in
             let logitsOut = RowSink(lb.baseAddress!)
             parallelGuidedBlocks(n, maxBlock: block, minBlock: Self.scoringMinimumBlock, workers: workers) { worker, range in
@@ -56,7 +56,7 @@ extension NodeEstimator {
                 let e = sink.base + worker * perWorker, z = e + block * d, q = z + block * m, qMM = q + block * ldq
                 let relevances = qMM + block * ldqMM, esuWeights = relevances + block * ldr
                 let top = topSink.base + worker * (k + 1)
-                // x = concat(e_n, z_n, x_user, x_co, x_mm) (Eq. 16) for the block's rows.
+                // x = concat(e_n, z_n, x_co, x_mm) (Eq. 16 without x_user: `headUserBias`) for the block's rows.
                 var x = Matrix(rows: rows, cols: width)
                 x.storage.withUnsafeMutableBufferPointer { xb in
                     let xs = xb.baseAddress!
@@ -66,7 +66,6 @@ extension NodeEstimator {
                         (z + i * m).update(from: zb.baseAddress! + nodes[r] * m, count: m)
                         row.update(from: e + i * d, count: d)
                         (row + d).update(from: z + i * m, count: m)
-                        (row + d + m).update(from: ub.baseAddress!, count: d)
                     }
                     RelevanceKernel.products(e, rows: rows, keys: wqPacked, scale: 1, into: q, ldc: ldq)
                     // The Co-GSU's product reads the queries d apart (a row moves down, never over one not yet moved).
@@ -77,7 +76,7 @@ extension NodeEstimator {
                         ctx.kCoPacked.products(q, rows: rows, scale: scale, into: relevances, ldc: ldr)
                         for i in 0..<rows {
                             let scores = ctx.kCoPacked.row(relevances + i * ldr)
-                            let o = xs + i * width + 2 * d + m
+                            let o = xs + i * width + d + m
                             if let coOut {
                                 coOut.write(range.lowerBound + i, width: coSelected, relevances: scores) { top, weights in
                                     Self.coAttention(scores, k: k, values: ctx.vCo, into: o, top: top, weights: weights, prefetch: true)
@@ -92,7 +91,7 @@ extension NodeEstimator {
                         ctx.zMMPacked.products(z, rows: rows, scale: 1, into: relevances, ldc: ldr)
                         for i in 0..<rows {
                             let scores = ctx.zMMPacked.row(relevances + i * ldr)
-                            let o = xs + i * width + 3 * d + m
+                            let o = xs + i * width + 2 * d + m
                             if let mmOut {
                                 mmOut.write(range.lowerBound + i, width: mmSelected, relevances: scores) { top, weights in
                                     Self.mmAttention(scores, k: k, query: qMM + i * ldqMM, keys: kmb.baseAddress!, scale: scale,
@@ -105,10 +104,10 @@ extension NodeEstimator {
                         }
                     }
                 }
-                let y = head(x, packed: weights.head, bias: weights.headBias, caches: false, packedTowers: weights.towers).logits
+                let y = head(x, packed: weights.head, bias: bias, caches: false, packedTowers: weights.towers).logits
                 y.storage.withUnsafeBufferPointer { (logitsOut.base + range.lowerBound * objectives).update(from: $0.baseAddress!, count: rows * objectives) }
             }
-        }}}}}
+        }}}}
         }
         if keepSelections {
             co = GSUResult(nodes: useCo ? n : 0, width: coSelected, keepScores: true) { coOut in
@@ -131,7 +130,8 @@ extension NodeEstimator {
     /// parameters can pack once for all of them. Stale as soon as a parameter changes (training).
     public struct ScoringWeights: Sendable {
         let wq: PackedKeys, wqMM: PackedKeys
-        let head: PackedKeys
+        /// The head's weights over the node columns of x and over x_user (`headUserBias`), and its bias.
+        let head: PackedKeys, headUser: PackedKeys
         let headBias: [Float]
         let towers: [[PackedKeys]]
     }
@@ -147,7 +147,7 @@ extension NodeEstimator {
         /// (and their MM-SBS twins) the rows of [Wk | Wv], for [dK | dV]·[Wk | Wv]ᵀ.
         struct Transposed: Sendable { let wq, wqMM, kv, kvMM: PackedKeys }
         let transposed: Transposed
-        let headInputs: PackedKeys
+        let headInputs: PackedKeys, headUserInputs: PackedKeys
     }
 
     public func trainingWeights() -> TrainingWeights {
@@ -156,12 +156,12 @@ extension NodeEstimator {
                         transposed: .init(wq: PackedKeys(wq.value), wqMM: PackedKeys(wqMM.value),
                                           kv: PackedKeys(Matrix.hstack([wk.value, wv.value])),
                                           kvMM: PackedKeys(Matrix.hstack([wkMM.value, wvMM.value]))),
-                        headInputs: packedHeadInputWeights())
+                        headInputs: packedHeadInputWeights(), headUserInputs: packedHeadUserInputWeights())
     }
 
     public func scoringWeights() -> ScoringWeights {
         ScoringWeights(wq: PackedKeys(columnsOf: wq.value), wqMM: PackedKeys(columnsOf: wqMM.value), head: packedHeadWeights(),
-                       headBias: headBias(), towers: packedTowerWeights())
+                       headUser: packedHeadUserWeights(), headBias: headBias(), towers: packedTowerWeights())
     }
 
     /// Every tower's layers' weights, packed for `RelevanceKernel` (what `Linear.forwardRowwise` packs per call).

@@ -324,14 +324,15 @@ public struct NodeEstimator: ParameterContainer {
     public func forward(_ ctx: UserContext, nodes: [Int], keepSelections: Bool = true, backwardCaches: Bool = true,
                         scoringWeights: ScoringWeights? = nil) -> Forward {
         if !backwardCaches { return scoringForward(ctx, nodes: nodes, keepSelections: keepSelections, weights: scoringWeights) }
-        let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = config.inputWidth(mmDim: m)
+        let n = nodes.count, d = config.idDim, m = nodeMM.cols, width = nodeInputWidth
         let scale = 1 / Float(d).squareRoot()
         let table = nodeEmbedding.table.value
         precondition(table.cols == d && table.rows == nodeMM.rows, "forward: node tables do not match the configuration")
         for node in nodes { precondition(node >= 0 && node < table.rows, "forward: node \(node) out of 0..<\(table.rows)") }
-        // x = concat(x_node = [e_n, z_n], x_user, x_co, x_mm) (Eq. 16), written in place: the node and user
-        // columns here, x_co and x_mm by the GSU workers below. e_n and z_n also go to their own matrices
-        // (the queries' inputs).
+        // x = concat(x_node = [e_n, z_n], x_user, x_co, x_mm) (Eq. 16) without x_user, the same for every node
+        // (its products are folded into the head's bias: `headUserBias`): [e_n | z_n | x_co | x_mm], written in
+        // place, the node columns here, x_co and x_mm by the GSU workers below. e_n and z_n also go to their
+        // own matrices (the queries' inputs).
         var eNode = Matrix(rows: n, cols: d), zNode = Matrix(rows: n, cols: m)
         var q = Matrix(rows: 0, cols: d), qMM = Matrix(rows: 0, cols: d)
         var co = GSUResult.none, mm = GSUResult.none
@@ -342,24 +343,22 @@ public struct NodeEstimator: ParameterContainer {
             zNode.storage.withUnsafeMutableBufferPointer { zb in
             table.storage.withUnsafeBufferPointer { tb in
             nodeMM.storage.withUnsafeBufferPointer { mb in
-            ctx.xUser.storage.withUnsafeBufferPointer { ub in
                 for r in 0..<n {
                     let e = tb.baseAddress! + nodes[r] * d, z = mb.baseAddress! + nodes[r] * m, row = xOut.base + r * width
                     (eb.baseAddress! + r * d).update(from: e, count: d)
                     (zb.baseAddress! + r * m).update(from: z, count: m)
                     row.initialize(from: e, count: d)
                     (row + d).initialize(from: z, count: m)
-                    (row + d + m).initialize(from: ub.baseAddress!, count: d)
-                    if !useCo { (row + 2 * d + m).initialize(repeating: 0, count: d) }
-                    if !useMM { (row + 3 * d + m).initialize(repeating: 0, count: d) }
+                    if !useCo { (row + d + m).initialize(repeating: 0, count: d) }
+                    if !useMM { (row + 2 * d + m).initialize(repeating: 0, count: d) }
                 }
-            }}}}}
+            }}}}
             // Row by row (see `RelevanceKernel.rowwiseProduct`): a node's scores do not depend on the other candidates.
             q = RelevanceKernel.rowwiseProduct(eNode, scoringWeights?.wq ?? PackedKeys(columnsOf: wq.value))
             qMM = RelevanceKernel.rowwiseProduct(eNode, scoringWeights?.wqMM ?? PackedKeys(columnsOf: wqMM.value))
             let k = config.topK
             if useCo {
-                let vCo = ctx.vCo, xCo = RowSink(xOut.base + 2 * d + m), selected = min(k, ctx.coItems.count)
+                let vCo = ctx.vCo, xCo = RowSink(xOut.base + d + m), selected = min(k, ctx.coItems.count)
                 let rows = GSUResult(nodes: n, width: selected, keepScores: keepSelections) { out in
                     _ = coRelevanceRows(q, ctx) { row, scores in
                         out.write(row, width: selected, relevances: scores) { top, weights in
@@ -370,7 +369,7 @@ public struct NodeEstimator: ParameterContainer {
                 if keepSelections { co = rows }
             }
             if useMM {
-                let kMM = ctx.kMM, vMM = ctx.vMM, xMM = RowSink(xOut.base + 3 * d + m), queries = qMM
+                let kMM = ctx.kMM, vMM = ctx.vMM, xMM = RowSink(xOut.base + 2 * d + m), queries = qMM
                 let selected = min(k, ctx.mmItems.count)
                 let rows = GSUResult(nodes: n, width: selected, keepScores: keepSelections) { out in
                     _ = mmRelevanceRows(zNode, ctx) { row, scores in
@@ -389,7 +388,8 @@ public struct NodeEstimator: ParameterContainer {
             initialized = n * width
         }
         let x = Matrix(rows: n, cols: width, storage: xStorage)
-        let h = head(x, packed: scoringWeights?.head, bias: scoringWeights?.headBias)
+        let h = head(x, packed: scoringWeights?.head ?? packedHeadWeights(),
+                     bias: headUserBias(ctx.xUser, packed: scoringWeights?.headUser, bias: scoringWeights?.headBias))
         return Forward(nodes: nodes, logits: h.logits, co: co, mm: mm, eNode: eNode, q: q, qMM: qMM, x: x,
                        expertOut: h.expertOut, gateWeights: h.gateWeights, towerCaches: h.towerCaches, mixed: h.mixed)
     }
@@ -397,23 +397,59 @@ public struct NodeEstimator: ParameterContainer {
     /// The layers whose products the head computes in one pass over x: the experts, then the gates.
     var headLayers: [Linear] { experts + gates.map(\.gate) }
 
-    /// `headLayers`' weights side by side, packed for `RelevanceKernel`.
-    func packedHeadWeights() -> PackedKeys { PackedKeys(columnsOf: headLayers.map(\.weight.value)) }
+    /// The columns of x (Eq. 16: [e_n | z_n | x_user | x_co | x_mm]) that vary with the node, all but x_user's:
+    /// the head's input in the forward passes, `nodeInputWidth` wide, [e_n | z_n | x_co | x_mm]. x_user is the same
+    /// for every candidate of a request, so its products with the head's weights are computed once, into the
+    /// bias (`headUserBias`), instead of once per candidate: the same function, up to rounding, for 4d + m − d
+    /// of the 4d + m products per output.
+    var headNodeColumns: [Int] {
+        let d = config.idDim, m = nodeMM.cols
+        return Array(0..<(d + m)) + Array((2 * d + m)..<(4 * d + m))
+    }
+    /// x_user's columns of x (the rows of the head's weights that multiply it).
+    var headUserColumns: Range<Int> { (config.idDim + nodeMM.cols)..<(2 * config.idDim + nodeMM.cols) }
+    /// The width of the forward passes' x: [e_n | z_n | x_co | x_mm].
+    var nodeInputWidth: Int { 3 * config.idDim + nodeMM.cols }
 
-    /// The rows of `headLayers`' weights side by side that multiply x's learned columns, [e_n | x_user | x_co | x_mm]
-    /// (z_n is frozen), as the keys: dx = dY·Wᵀ in the backward pass.
+    /// `headLayers`' weights side by side, packed for `RelevanceKernel`: their rows for `headNodeColumns`
+    /// (the forward passes' x), or all of them (`allColumns`, the whole x of Eq. 16: `headLogits`).
+    func packedHeadWeights(allColumns: Bool = false) -> PackedKeys {
+        let weights = headLayers.map(\.weight.value)
+        return PackedKeys(columnsOf: allColumns ? weights : weights.map { $0.gatherRows(headNodeColumns) })
+    }
+
+    /// x_user's rows of `headLayers`' weights side by side, packed for `RelevanceKernel` (`headUserBias`).
+    func packedHeadUserWeights() -> PackedKeys { PackedKeys(columnsOf: headLayers.map { $0.weight.value.gatherRows(headUserColumns) }) }
+
+    /// The rows of `headLayers`' weights side by side that multiply the forward passes' learned columns,
+    /// [e_n | x_co | x_mm] (z_n is frozen), as the keys: dx = dY·Wᵀ in the backward pass.
     func packedHeadInputWeights() -> PackedKeys {
         let d = config.idDim, m = nodeMM.cols
-        let learnedColumns = Array(0..<d) + Array((d + m)..<(4 * d + m))
+        let learnedColumns = Array(0..<d) + Array((2 * d + m)..<(4 * d + m))
         return PackedKeys(Matrix.hstack(headLayers.map(\.weight.value)).gatherRows(learnedColumns))
     }
+
+    /// x_user's rows of `headLayers`' weights side by side as the keys: dx_user = (Σ_n dY_n)·W_userᵀ.
+    func packedHeadUserInputWeights() -> PackedKeys { PackedKeys(Matrix.hstack(headLayers.map(\.weight.value)).gatherRows(headUserColumns)) }
 
     /// `headLayers`' biases side by side (zeros for a layer without one).
     func headBias() -> [Float] { headLayers.flatMap { $0.bias?.value.storage ?? [Float](repeating: 0, count: $0.outputs) } }
 
+    /// The head's bias for a request: b + x_user·W_user, every output's x_user products (one row, shared by
+    /// every candidate) added to its bias. `packed`: `packedHeadUserWeights()` and `bias`: `headBias()`, if the
+    /// caller has them.
+    func headUserBias(_ xUser: Matrix, packed: PackedKeys? = nil, bias given: [Float]? = nil) -> [Float] {
+        let products = RelevanceKernel.rowwiseProduct(xUser, packed ?? packedHeadUserWeights())
+        let bias = given ?? headBias()
+        precondition(products.rows == 1 && products.cols == bias.count, "headUserBias: \(products.cols) products for \(bias.count) outputs")
+        return (0..<bias.count).map { products.storage[$0] + bias[$0] }
+    }
+
     /// Eq. 15 on the rows `rows` of x (N, width; all by default): the experts, one gate and one tower per
-    /// objective; logits (rows, T) and, with `caches`, what the backward pass reads. `packed`:
-    /// `packedHeadWeights()` and `bias`: `headBias()`, if the caller already has them.
+    /// objective; logits (rows, T) and, with `caches`, what the backward pass reads. x is Eq. 16's whole
+    /// input (4d + m columns) or the forward passes' node columns (`headNodeColumns`, with the request's
+    /// `headUserBias` as `bias`). `packed`: `packedHeadWeights` for x's columns and `bias`: `headBias()`
+    /// (or `headUserBias`), if the caller already has them.
     ///
     /// Every expert's and gate's products in one pass over x (`RelevanceKernel.rowwiseProduct`), then per
     /// row the biases, the experts' ReLU and each gate's softmax and mixture Σ_e g_e·y_e (in expert order),
@@ -424,7 +460,8 @@ public struct NodeEstimator: ParameterContainer {
     func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil, bias given: [Float]? = nil, caches: Bool = true,
               packedTowers: [[PackedKeys]]? = nil)
         -> (logits: Matrix, expertOut: [Matrix], gateWeights: [Matrix], towerCaches: [MLP.Cache], mixed: [Matrix]) {
-        var all = RelevanceKernel.rowwiseProduct(x, packed ?? packedHeadWeights(), rows: rows)
+        // Without `packed`: the weights' rows for x's columns, the forward passes' node columns or Eq. 16's all.
+        var all = RelevanceKernel.rowwiseProduct(x, packed ?? packedHeadWeights(allColumns: x.cols != nodeInputWidth), rows: rows)
         let n = all.rows, width = all.cols
         let bias = given ?? headBias()
         let ne = experts.count, h = config.expertHidden, objectives = config.objectives
@@ -475,8 +512,9 @@ public struct NodeEstimator: ParameterContainer {
     /// bit for bit, whatever the blocks (the head's layers are `rowwise`; tested).
     public func headLogits(_ x: Matrix, rowBlocks: Int) -> Matrix {
         let n = x.rows, w = min(max(1, rowBlocks), max(1, n))
-        if w == 1 { return head(x, caches: false).logits }
-        let bounds = (0...w).map { $0 * n / w }, packed = packedHeadWeights()
+        let packed = packedHeadWeights(allColumns: true)
+        if w == 1 { return head(x, packed: packed, caches: false).logits }
+        let bounds = (0...w).map { $0 * n / w }
         let parts = parallelMap(w, workers: w, minimumPerWorker: 1) { b in head(x, rows: bounds[b]..<bounds[b + 1], packed: packed, caches: false).logits }
         return Matrix.vstack(parts)
     }
@@ -495,22 +533,38 @@ public struct NodeEstimator: ParameterContainer {
             towers[t].backward(cache: f.towerCaches[t], dy: Matrix(rows: n, cols: 1, storage: (0..<n).map { dLogits[$0, t] }))
         }
         let dY = Self.mixtureBackward(dF: dF, gateWeights: f.gateWeights, expertOut: f.expertOut, layout: offsets)
-        // Weights: dW = xᵀ·dY for all of them at once, then each layer's block; biases: dY's column sums.
-        // (OpenBLAS: on this shape, 160 × 268 over a few hundred nodes, it ran ≈ 10 % faster than TransposedProduct.)
+        // Weights: dW = xᵀ·dY for all of them at once over the node columns of x, then each layer's block into
+        // those rows; x_user's rows get x_userᵀ·(Σ_n dY_n), the same for every node (`headUserBias`); biases: dY's
+        // column sums. (OpenBLAS: on this shape, 128 × 268 over a few hundred nodes, it ran ≈ 10 % faster than
+        // TransposedProduct.)
         let dW = matmul(f.x, dY, transposeA: true), biasGrad = dY.columnSums()
+        let nodeColumns = headNodeColumns, userColumns = headUserColumns
         for (l, layer) in layers.enumerated() {
-            layer.weight.grad.addScaled(dW.columns(offsets[l]..<offsets[l + 1]))
+            let outputs = widths[l], offset = offsets[l]
+            layer.weight.grad.storage.withUnsafeMutableBufferPointer { gb in
+                dW.storage.withUnsafeBufferPointer { db in
+                    for (i, row) in nodeColumns.enumerated() {
+                        let g = gb.baseAddress! + row * outputs, src = db.baseAddress! + i * dW.cols + offset
+                        for c in 0..<outputs { g[c] += src[c] }
+                    }
+                }
+                for (u, row) in userColumns.enumerated() {
+                    let xu = ctx.xUser.storage[u], g = gb.baseAddress! + row * outputs
+                    for c in 0..<outputs { g[c] += xu * biasGrad[offset + c] }
+                }
+            }
             if let bias = layer.bias {
                 for c in 0..<widths[l] { bias.grad.storage[c] += biasGrad[offsets[l] + c] }
             }
         }
-        // Inputs: dx = dY·Wᵀ for the columns of x that are learned, [e_n | x_user | x_co | x_mm] (N, 4d);
-        // z_n (columns d..<d+m) is frozen and gets none.
+        // Inputs: dx = dY·Wᵀ for the node columns of x that are learned, [e_n | x_co | x_mm] (N, 3d); z_n (columns
+        // d..<d+m) is frozen and gets none. x_user's, the same for every node: (Σ_n dY_n)·W_userᵀ.
         let dx = RelevanceKernel.rowwiseProduct(dY, packed?.headInputs ?? packedHeadInputWeights())
         var dENode = dx.columns(0..<d)
-        let dXUser = dx.columns(d..<(2 * d)).columnSums()
-        let dXCo = dx.columns((2 * d)..<(3 * d))
-        let dXMM = dx.columns((3 * d)..<(4 * d))
+        let dXUser = RelevanceKernel.rowwiseProduct(Matrix(rows: 1, cols: biasGrad.count, storage: biasGrad),
+                                                    packed?.headUserInputs ?? packedHeadUserInputWeights()).storage
+        let dXCo = dx.columns(d..<(2 * d))
+        let dXMM = dx.columns((2 * d)..<(3 * d))
 
         // Co-SBS / Co-GSU backward (Eq. 11–12), then MM-SBS (Eq. 13–14; the MM-GSU selection is frozen).
         // dK | dV per distinct item where a window repeats items (`ItemGroups`), else per position.
@@ -629,6 +683,15 @@ public struct NodeEstimator: ParameterContainer {
         let rest = t * (2 * nn * e * h + 2 * nn * h * th + 2 * nn * th)
         let headBackward = overX + overX * (w - mm) / w + 2 * rest
         return forward + overX + rest + backward + headBackward
+    }
+
+    /// Of `trainingFLOPs` over `nodes` nodes, those that x_user's share of the head does not execute: it counts
+    /// x_user's products with the experts' and gates' weights per node (forward, weight and input gradients),
+    /// and the forward passes compute each once per request (`headUserBias`; the gradients from dY's column
+    /// sums): 3 · 2 · (N − 1) · d · (experts' and gates' outputs).
+    public static func foldedUserFLOPs(config c: EstimatorConfig, nodes n: Int) -> Double {
+        let outputs = Double(c.experts * c.expertHidden + c.objectives * c.experts)
+        return 6 * Double(max(0, n - 1)) * Double(c.idDim) * outputs
     }
 
     /// How many selected rows ahead the scoring pass prefetches its gathers (`prefetch: true` below). The
