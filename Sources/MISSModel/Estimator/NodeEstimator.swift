@@ -400,8 +400,8 @@ public struct NodeEstimator: ParameterContainer {
     /// The columns of x (Eq. 16: [e_n | z_n | x_user | x_co | x_mm]) that vary with the node, all but x_user's:
     /// the head's input in the forward passes, `nodeInputWidth` wide, [e_n | z_n | x_co | x_mm]. x_user is the same
     /// for every candidate of a request, so its products with the head's weights are computed once, into the
-    /// bias (`headUserBias`), instead of once per candidate: the same function, up to rounding, for 4d + m − d
-    /// of the 4d + m products per output.
+    /// bias (`headUserBias`), instead of once per candidate: the same function up to rounding, each
+    /// candidate's output a chain of 3d + m products instead of 4d + m.
     var headNodeColumns: [Int] {
         let d = config.idDim, m = nodeMM.cols
         return Array(0..<(d + m)) + Array((2 * d + m)..<(4 * d + m))
