@@ -384,30 +384,10 @@ extension TopK {
                         _ = kthLargestInPlace(UnsafeMutableBufferPointer(start: keys, count: count), k)
                         count = k
                     }
-                    // Each candidate's rank is the number of larger keys (keys are distinct: they hold the
-                    // index), for 8 candidates at once as signed 64-bit comparisons against every key in
-                    // turn; the k best go straight to their places. Cheaper than sorting the few dozen
-                    // candidates.
-                    let candidates = count, padded = (candidates + 7) / 8 * 8
-                    return withUnsafeTemporaryAllocation(of: Int64.self, capacity: padded) { signedBuffer -> Bool in
-                        let signed = signedBuffer.baseAddress!
-                        for c in 0..<candidates { signed[c] = Int64(bitPattern: keys[c] ^ 0x8000_0000_0000_0000) }
-                        for c in candidates..<padded { signed[c] = .min }    // never larger than a key
-                        let lanes = UnsafeRawPointer(signed)
-                        // One slot past the k: ranks ≥ k are written there (branch-free; about a third of the
-                        // candidates, in no predictable pattern) and it is not part of the result.
-                        for block in stride(from: 0, to: padded, by: 8) {
-                            let x = lanes.load(fromByteOffset: 8 * block, as: SIMD8<Int64>.self)
-                            var larger = SIMD8<Int64>()
-                            for c in 0..<candidates {
-                                larger &-= unsafeBitCast(SIMD8<Int64>(repeating: signed[c]) .> x, to: SIMD8<Int64>.self)
-                            }
-                            for lane in 0..<min(8, candidates - block) {
-                                o[min(Int(larger[lane]), k)] = Self.index(keys[block + lane])
-                            }
-                        }
-                        return true
-                    }
+                    // Each candidate's rank is the number of larger keys, the k best straight to their places
+                    // (`placeByRank`): cheaper than sorting the few dozen candidates.
+                    Self.placeByRank(count, k: k, into: o, key: { keys[$0] }, index: { Self.index(keys[$0]) })
+                    return true
                 }
             }
         }
@@ -426,26 +406,33 @@ extension TopK {
     /// it), counted by comparing its sortable key with every other key, 8 ranks at a time; the k with a rank
     /// below k go straight to their places. NaN gets the lowest key (below −∞; NaNs among themselves by index).
     static func byRank(_ scores: UnsafeBufferPointer<Float>, k: Int, into o: UnsafeMutablePointer<Int>) -> Int {
-        let n = scores.count, padded = (n + 7) / 8 * 8
-        return withUnsafeTemporaryAllocation(of: Int64.self, capacity: padded) { buffer -> Int in
+        placeByRank(scores.count, k: k, into: o, key: { i in
+            let s = scores[i]
+            return s.isNaN ? UInt64(UInt32.max - UInt32(truncatingIfNeeded: i)) : Self.key(s, i)
+        }, index: { $0 })
+        return k
+    }
+
+    /// Of `count` distinct sortable keys (`key(i)`, i < count), writes `index(i)` at o[rank] for the k with the
+    /// highest keys, rank 0 the highest: each rank is the number of larger keys, counted for 8 keys at once
+    /// as signed 64-bit comparisons against every key in turn. Ranks ≥ k land on o[k], the slot past the k
+    /// (scratch: branch-free, as they come in no predictable pattern).
+    @inline(__always)
+    static func placeByRank(_ count: Int, k: Int, into o: UnsafeMutablePointer<Int>, key: (Int) -> UInt64, index: (Int) -> Int) {
+        let padded = (count + 7) / 8 * 8
+        withUnsafeTemporaryAllocation(of: Int64.self, capacity: padded) { buffer in
             let signed = buffer.baseAddress!
-            for i in 0..<n {
-                let s = scores[i]
-                let key = s.isNaN ? UInt64(UInt32.max - UInt32(truncatingIfNeeded: i)) : Self.key(s, i)
-                signed[i] = Int64(bitPattern: key ^ 0x8000_0000_0000_0000)
-            }
-            for i in n..<padded { signed[i] = .min }    // never larger than a key
+            for i in 0..<count { signed[i] = Int64(bitPattern: key(i) ^ 0x8000_0000_0000_0000) }
+            for i in count..<padded { signed[i] = .min }    // never larger than a key
             let lanes = UnsafeRawPointer(signed)
             for block in stride(from: 0, to: padded, by: 8) {
                 let x = lanes.load(fromByteOffset: 8 * block, as: SIMD8<Int64>.self)
                 var larger = SIMD8<Int64>()
-                for c in 0..<n {
+                for c in 0..<count {
                     larger &-= unsafeBitCast(SIMD8<Int64>(repeating: signed[c]) .> x, to: SIMD8<Int64>.self)
                 }
-                // Ranks ≥ k land on the slot past the k (scratch), branch-free.
-                for lane in 0..<min(8, n - block) { o[min(Int(larger[lane]), k)] = block + lane }
+                for lane in 0..<min(8, count - block) { o[min(Int(larger[lane]), k)] = index(block + lane) }
             }
-            return k
         }
     }
 }
