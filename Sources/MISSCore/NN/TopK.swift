@@ -19,7 +19,7 @@ public enum TopK {
     }
 
     /// The same indices, written to `out` (room for min(k, n) + 1), and their count min(k, n): no array on the
-    /// GSUs' path (group maxima), the other paths' array copied.
+    /// group-maxima and rank paths (the GSUs' rows), the other paths' array copied.
     public static func indices(_ scores: UnsafeBufferPointer<Float>, k: Int, into out: UnsafeMutablePointer<Int>) -> Int {
         let n = scores.count
         let k = min(max(k, 0), n)
