@@ -248,11 +248,9 @@ extension Bench {
                             // (`SequenceKeys`) and the backward of the K and V projections, dE and dW (`ItemGroups`).
                             let items = Array(dataset.behaviourItems[start..<inst.cut])
                             for (length, dim) in [(config.coLength, config.idDim), (config.mmLength, itemMM.cols)] {
-                                let window = Array(items.suffix(length)), distinct = distinctPositions(window).distinct.count
-                                if SequenceKeys.groups(positions: window.count, distinct: distinct) {
-                                    let repeats = Double(window.count - distinct), d = Double(config.idDim)
-                                    skippedFlops += 2 * Double(nodes) * repeats * Double(dim) + 8 * repeats * d * d
-                                }
+                                let window = Array(items.suffix(length))
+                                skippedFlops += NodeEstimator.repeatedItemFLOPs(config: config, keyDim: dim, positions: window.count,
+                                                                                distinct: distinctPositions(window).distinct.count, nodes: nodes)
                             }
                         }
                     }

@@ -7,14 +7,10 @@ import MISSTestSupport
 @Suite struct NodeEstimatorTests {
     func tiny(useCo: Bool = true, useMM: Bool = true) -> (NodeEstimator, IndexTree, [Int32]) {
         var rng = Xoshiro256StarStar(seed: 31)
-        let itemMM = Matrix.randomNormal(20, 6, using: &rng).l2NormalizedRows()
-        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
         var c = EstimatorConfig()
         c.idDim = 4; c.coLength = 12; c.mmLength = 10; c.topK = 4; c.experts = 2; c.expertHidden = 5
         c.towerHidden = 3; c.objectives = 2; c.userRecent = 5; c.useCoGSU = useCo; c.useMMGSU = useMM
-        let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 5)
-        // Larger ID embeddings than the default init so that attention weights are far from uniform.
-        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, 4, std: 0.8, using: &rng)
+        let (est, tree) = estimatorOnRandomTree(&rng, items: 20, mmDim: 6, config: c, seed: 5, std: 0.8)
         let history = (0..<15).map { _ in Int32(rng.nextInt(below: 20)) }
         return (est, tree, history)
     }
@@ -119,12 +115,9 @@ import MISSTestSupport
         // check run the whole batch. Every stage is rowwise, so a row's logits cannot depend on the blocks.
         // (With BLAS they did: measured, a few units in the last place.) d 64: two 32-column passes per pooling.
         var rng = Xoshiro256StarStar(seed: 77)
-        let itemMM = Matrix.randomNormal(300, 16, using: &rng).l2NormalizedRows()
-        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
         var c = EstimatorConfig()
         c.idDim = d; c.coLength = 60; c.mmLength = 90; c.topK = 8; c.experts = 4; c.expertHidden = 64; c.towerHidden = 32
-        let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 3)
-        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, d, std: 0.5, using: &rng)
+        let (est, tree) = estimatorOnRandomTree(&rng, items: 300, mmDim: 16, config: c, seed: 3, std: 0.5)
         for p in est.parameters where p.name.hasSuffix(".bias") { p.value = .randomNormal(p.value.rows, p.value.cols, std: 0.3, using: &rng) }
         let history = (0..<120).map { _ in Int32(rng.nextInt(below: 300)) }
         let ctx = est.context(history: history[...])
@@ -156,7 +149,7 @@ import MISSTestSupport
             #expect(close(est.headLogits(x, rowBlocks: blocks), one), "\(blocks) blocks")
             #expect(est.headLogits(x, rowBlocks: blocks).storage == est.headLogits(x, rowBlocks: blocks).storage)
         }
-        let other = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 4)
+        let other = NodeEstimator(config: c, tree: tree, itemMM: est.itemMM, seed: 4)
         #expect(!close(other.headLogits(x, rowBlocks: 3), one))
         // A subset of the rows scores the same as those rows of the whole batch.
         let part = est.forward(ctx, nodes: Array(nodes[37..<191]), keepSelections: false, backwardCaches: false)
@@ -194,12 +187,9 @@ import MISSTestSupport
     /// projections' backward runs over the distinct items (`ItemGroups`), agree up to rounding.
     @Test func repeatedItemsComputedOnceGiveTheSameForwardAndBackward() {
         var rng = Xoshiro256StarStar(seed: 88)
-        let itemMM = Matrix.randomNormal(60, 32, using: &rng).l2NormalizedRows()
-        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
         var c = EstimatorConfig()
         c.idDim = 32; c.coLength = 150; c.mmLength = 300; c.topK = 20; c.experts = 2; c.expertHidden = 8; c.towerHidden = 4
-        let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 9)
-        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, 32, std: 0.5, using: &rng)
+        let (est, tree) = estimatorOnRandomTree(&rng, items: 60, mmDim: 32, config: c, seed: 9, std: 0.5)
         let history = (0..<400).map { _ in Int32(rng.nextInt(below: 25)) }
         let grouped = est.context(history: history[...]), every = est.context(history: history[...], distinctKeys: false)
         #expect(grouped.kCoPacked.isGrouped && grouped.zMMPacked.isGrouped)
@@ -410,6 +400,10 @@ import MISSTestSupport
         // per request where they are folded into the bias: 5 nodes leave 4 × 36 not executed, 1 node none.
         #expect(NodeEstimator.foldedUserFLOPs(config: c, nodes: 5) == 4 * 36)
         #expect(NodeEstimator.foldedUserFLOPs(config: c, nodes: 1) == 0)
+        // A window of 4 positions holding 3 items, keys of 3 dimensions, 5 nodes: one repeated position's
+        // products, 2·5·1·3 = 30, and its K and V projections' backward, 8·1·2·2 = 32; no repeats, nothing.
+        #expect(NodeEstimator.repeatedItemFLOPs(config: c, keyDim: 3, positions: 4, distinct: 3, nodes: 5) == 30 + 32)
+        #expect(NodeEstimator.repeatedItemFLOPs(config: c, keyDim: 3, positions: 4, distinct: 4, nodes: 5) == 0)
     }
 
     /// The head (experts and gates in one product, the rest row by row) gives the logits of its layers'

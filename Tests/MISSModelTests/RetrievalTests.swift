@@ -35,12 +35,9 @@ import MISSModel
 @Suite struct BeamSearchTests {
     func setup() -> (NodeEstimator, IndexTree, UserContext) {
         var rng = Xoshiro256StarStar(seed: 4)
-        let itemMM = Matrix.randomNormal(60, 8, using: &rng).l2NormalizedRows()
-        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
         var c = EstimatorConfig()
         c.idDim = 8; c.coLength = 30; c.mmLength = 40; c.topK = 5; c.experts = 2; c.expertHidden = 8; c.towerHidden = 4
-        let est = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 1)
-        est.nodeEmbedding.table.value = .randomNormal(tree.nodeCount, 8, std: 0.5, using: &rng)
+        let (est, tree) = estimatorOnRandomTree(&rng, items: 60, mmDim: 8, config: c, seed: 1, std: 0.5)
         let history = (0..<50).map { _ in Int32(rng.nextInt(below: 60)) }
         return (est, tree, est.context(history: history[...]))
     }

@@ -50,9 +50,10 @@ struct ItemGroups {
     let first: [Int]
     let slots: [Int32]
 
-    /// The grouping, or nil for a window without a repeated item (there it would change nothing).
+    /// The grouping, or nil where `SequenceKeys` does not group the window either (no repeated item: there
+    /// it would change nothing).
     init?(_ g: (distinct: [Int], slots: [Int32])) {
-        guard g.distinct.count < g.slots.count else { return nil }
+        guard SequenceKeys.groups(positions: g.slots.count, distinct: g.distinct.count) else { return nil }
         first = g.distinct
         slots = g.slots
     }
@@ -692,6 +693,16 @@ public struct NodeEstimator: ParameterContainer {
     public static func foldedUserFLOPs(config c: EstimatorConfig, nodes n: Int) -> Double {
         let outputs = Double(c.experts * c.expertHidden + c.objectives * c.experts)
         return 6 * Double(max(0, n - 1)) * Double(c.idDim) * outputs
+    }
+
+    /// Of `trainingFLOPs`, those a GSU's window of `positions` behaviours holding `distinct` items does not
+    /// execute when it repeats items: the relevance products of the repeated positions for `nodes` nodes
+    /// (`SequenceKeys`), 2 · N · (L − distinct) · keyDim (d for Co-GSU, m for MM-GSU), and the backward of its
+    /// K and V projections over them (`ItemGroups`), 8 · (L − distinct) · d². None for a window without repeats.
+    public static func repeatedItemFLOPs(config c: EstimatorConfig, keyDim: Int, positions: Int, distinct: Int, nodes n: Int) -> Double {
+        guard SequenceKeys.groups(positions: positions, distinct: distinct) else { return 0 }
+        let repeats = Double(positions - distinct), d = Double(c.idDim)
+        return 2 * Double(n) * repeats * Double(keyDim) + 8 * repeats * d * d
     }
 
     /// How many selected rows ahead the scoring pass prefetches its gathers (`prefetch: true` below). The
