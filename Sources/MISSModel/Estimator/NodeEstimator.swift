@@ -453,9 +453,9 @@ public struct NodeEstimator: ParameterContainer {
     /// (or `headUserBias`), if the caller already has them.
     ///
     /// Every expert's and gate's products in one pass over x (`RelevanceKernel.rowwiseProduct`), then per
-    /// row the biases, the experts' ReLU and each gate's softmax and mixture Σ_e g_e·y_e (in expert order),
-    /// and the towers over all rows. Every value as the layers' own forward passes compute it (tested),
-    /// so a row's logits do not depend on the other rows.
+    /// row the biases, the experts' ReLU and each gate's softmax, then each gate's mixture Σ_e g_e·y_e (in
+    /// expert order), and the towers over all rows. Every value as the layers' own forward passes compute
+    /// it (tested), so a row's logits do not depend on the other rows.
     /// `packedTowers` (scoring, with `caches: false`): `packedTowerWeights()`, so that the towers run on weights
     /// packed once per level instead of once per layer and call (the same values).
     func head(_ x: Matrix, rows: Range<Int>? = nil, packed: PackedKeys? = nil, bias given: [Float]? = nil, caches: Bool = true,
@@ -468,28 +468,44 @@ public struct NodeEstimator: ParameterContainer {
         let ne = experts.count, h = config.expertHidden, objectives = config.objectives
         precondition(experts.allSatisfy { $0.outputs == h } && gates.allSatisfy { $0.experts == ne } && width == ne * h + objectives * ne,
                      "head: layer shapes do not match the configuration")
-        var expertOut = caches ? (0..<ne).map { _ in Matrix(rows: n, cols: h) } : []
-        var gateWeights = caches ? (0..<objectives).map { _ in Matrix(rows: n, cols: ne) } : []
-        var mixed = (0..<objectives).map { _ in Matrix(rows: n, cols: h) }
+        precondition(bias.count == width, "head: \(bias.count) biases for \(width) outputs")
+        // Pass by pass over the rows, each buffer taken once (a closure per row and buffer, checking the
+        // array's uniqueness, cost more than the row's arithmetic): the same operations on every element as
+        // row by row, so the same values.
+        var expertOut: [Matrix] = [], gateWeights: [Matrix] = [], mixed: [Matrix] = []
         all.storage.withUnsafeMutableBufferPointer { allBuffer in
-            for r in 0..<n {
-                let row = allBuffer.baseAddress! + r * width
-                for j in 0..<width { row[j] += bias[j] }
-                // The experts' ReLU, as `ReLU.forward` (0 ≥ v ? 0 : v).
-                for j in 0..<(ne * h) { row[j] = 0 >= row[j] ? 0 : row[j] }
-                if caches {
-                    for e in 0..<ne { expertOut[e].storage.withUnsafeMutableBufferPointer { ($0.baseAddress! + r * h).update(from: row + e * h, count: h) } }
+            let rows = allBuffer.baseAddress!
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<n {
+                    let row = rows + r * width
+                    for j in 0..<width { row[j] += b[j] }
+                    // The experts' ReLU, as `ReLU.forward` (0 ≥ v ? 0 : v).
+                    for j in 0..<(ne * h) { row[j] = 0 >= row[j] ? 0 : row[j] }
+                    // Each gate: the softmax of its logits, in place.
+                    for t in 0..<objectives { Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: row + ne * h + t * ne, count: ne)) }
                 }
-                for t in 0..<objectives {
-                    // Gate t: softmax of its logits (in place), then the mixture in expert order from zero.
-                    let g = row + ne * h + t * ne
-                    Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: g, count: ne))
-                    mixed[t].storage.withUnsafeMutableBufferPointer { mb in
-                        let f = mb.baseAddress! + r * h
+            }
+            /// Columns start ..< start + count of every row.
+            func columns(_ start: Int, _ count: Int) -> Matrix {
+                Matrix(rows: n, cols: count, storage: [Float](unsafeUninitializedCapacity: n * count) { out, initialized in
+                    for r in 0..<n { (out.baseAddress! + r * count).initialize(from: rows + r * width + start, count: count) }
+                    initialized = n * count
+                })
+            }
+            // Gate t's mixture of the experts, in expert order from zero.
+            mixed = (0..<objectives).map { t in
+                Matrix(rows: n, cols: h, storage: [Float](unsafeUninitializedCapacity: n * h) { mb, initialized in
+                    mb.initialize(repeating: 0)
+                    for r in 0..<n {
+                        let row = rows + r * width, g = row + ne * h + t * ne, f = mb.baseAddress! + r * h
                         for e in 0..<ne { SingleThreadKernels.axpy(g[e], row + e * h, f, h) }
                     }
-                    if caches { gateWeights[t].storage.withUnsafeMutableBufferPointer { ($0.baseAddress! + r * ne).update(from: g, count: ne) } }
-                }
+                    initialized = n * h
+                })
+            }
+            if caches {
+                expertOut = (0..<ne).map { e in columns(e * h, h) }
+                gateWeights = (0..<objectives).map { t in columns(ne * h + t * ne, ne) }
             }
         }
         var logits = Matrix(rows: n, cols: objectives)
