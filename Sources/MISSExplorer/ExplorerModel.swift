@@ -232,11 +232,37 @@ public struct Aggregates: Equatable, Sendable, Codable {
     public var mmHistogram: Histogram
     public var users: Int
     public var overlap: Double
+    /// The same rows on each user's own axis (`HeatmapAxis.ownWindow`): per row its user's window in behaviours
+    /// (the longest of its GSU windows and SASRec's, at most the user's history), and the rows bucketed over
+    /// it, so that every row spans the panel. Nil in snapshots written before they existed.
+    public var ownWindows: [Int]? = nil
+    public var coHeatOwn: [[Float]]? = nil
+    public var mmHeatOwn: [[Float]]? = nil
+    public var sasHeatOwn: [[Float]]? = nil
 
     /// Fig. 5's panels in order: Co-GSU, MM-GSU and, when the bundle has it, SASRec.
-    public var heatPanels: [(title: String, heat: [[Float]])] {
-        [("Co-GSU", coHeat), ("MM-GSU", mmHeat)] + (sasHeat.map { [("SASRec (last \(sasLength))", $0)] } ?? [])
+    public var heatPanels: [(title: String, heat: [[Float]])] { heatPanels(axis: .shared) }
+
+    /// The panels on `axis` (the shared one when these aggregates have no own-window rows).
+    public func heatPanels(axis: HeatmapAxis) -> [(title: String, heat: [[Float]])] {
+        var co = coHeat, mm = mmHeat, sas = sasHeat
+        if axis == .ownWindow, let coOwn = coHeatOwn, let mmOwn = mmHeatOwn {
+            co = coOwn; mm = mmOwn; sas = sasHeat == nil ? nil : sasHeatOwn
+        }
+        return [("Co-GSU", co), ("MM-GSU", mm)] + (sas.map { [("SASRec (last \(sasLength))", $0)] } ?? [])
     }
+
+    /// The axis these aggregates can show: own windows only when they have the rows.
+    public func available(_ axis: HeatmapAxis) -> HeatmapAxis {
+        axis == .ownWindow && coHeatOwn != nil && mmHeatOwn != nil && ownWindows != nil ? .ownWindow : .shared
+    }
+}
+
+/// Fig. 5's position axis: one for every row, the most recent behaviour at the right and the longest window
+/// at full width (the paper's figure, whose users all have windows of L), or each row its own user's window
+/// stretched over the width (users whose histories are much shorter than the longest still fill their row).
+public enum HeatmapAxis: String, Codable, Sendable, CaseIterable {
+    case shared, ownWindow = "own-window"
 }
 
 /// Loads a bundle and its dataset and answers the explorer's questions with the real estimator.
@@ -383,11 +409,30 @@ public final class ExplorerModel: @unchecked Sendable {
         coHeat = rowsCo.map { Self.bucketed($0, buckets: buckets, window: window) }
         mmHeat = rowsMM.map { Self.bucketed($0, buckets: buckets, window: window) }
         let sasHeat = bundle.sasrec.map { _ in rowsSAS.map { Self.bucketed($0, buckets: buckets, window: window) } }
+        // Each row's own axis: its user's longest window (each GSU's and SASRec's end at the same, most recent, behaviour).
+        let ownWindows = rowsMM.indices.map { r in max(1, rowsCo[r].count, rowsMM[r].count, r < rowsSAS.count ? rowsSAS[r].count : 0) }
+        func own(_ rows: [[Float]]) -> [[Float]] { zip(rows, ownWindows).map { Self.stretched($0, buckets: buckets, window: $1) } }
         progress?(chosen.count, chosen.count)
         return Aggregates(heatmapUsers: names, buckets: buckets, window: window, coHeat: coHeat, mmHeat: mmHeat,
                           sasHeat: sasHeat, sasLength: bundle.sasrec?.config.maxLength ?? 0,
                           coHistogram: Self.histogram(coTop, bins: bins), mmHistogram: Self.histogram(mmTop, bins: bins),
-                          users: chosen.count, overlap: chosen.isEmpty ? 0 : overlapSum / Double(chosen.count))
+                          users: chosen.count, overlap: chosen.isEmpty ? 0 : overlapSum / Double(chosen.count),
+                          ownWindows: ownWindows, coHeatOwn: own(rowsCo), mmHeatOwn: own(rowsMM),
+                          sasHeatOwn: sasHeat == nil ? nil : own(rowsSAS))
+    }
+
+    /// Mean softmax score per position in each of `buckets` equal parts of a window of `window` positions,
+    /// oldest first; `p` covers the last p.count of them. A window shorter than the buckets is stretched (each
+    /// bucket takes the position under its start); buckets with no position of `p` are -1.
+    public static func stretched(_ p: [Float], buckets: Int, window: Int) -> [Float] {
+        precondition(buckets >= 1 && window >= p.count, "stretched: \(p.count) scores in a window of \(window), \(buckets) buckets")
+        let offset = window - p.count
+        return (0..<buckets).map { b in
+            let lo = b * window / buckets, hi = max(lo + 1, (b + 1) * window / buckets)
+            var sum: Float = 0, count = 0
+            for j in max(lo, offset)..<max(hi, offset) { sum += p[j - offset]; count += 1 }
+            return count == 0 ? -1 : sum / Float(count)
+        }
     }
 
     /// Mean softmax score per position in each bucket of an axis of `window` positions ending at the most

@@ -54,6 +54,8 @@ public struct ExplorerState: Sendable {
     public var candidateCursor = 0
     public var gsuCursor = 0
     public var aggregates: LoadState<Aggregates> = .idle
+    /// Fig. 5's position axis (`a` in the heatmap view).
+    public var heatmapAxis: HeatmapAxis = .shared
     public var message: String?
     public var quit = false
     public var redrawRequested = false
@@ -253,6 +255,8 @@ private func perform(_ s: inout ExplorerState, _ action: Action) {
         guard s.userCursor > 0 else { s.message = "this is the first user"; return }
         s.userCursor -= 1
         load(&s, row: s.userCursor)
+    case .heatmapAxis:
+        s.heatmapAxis = s.heatmapAxis == .shared ? .ownWindow : .shared
     case .export:
         if s.trace == nil { s.message = "nothing to export yet: open a user first" }
         else if s.loadingUser != nil { s.message = "wait until the user's beam search is loaded, then export" }

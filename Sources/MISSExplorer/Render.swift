@@ -317,11 +317,18 @@ func heatGlyph(_ level: Int, _ mode: ColorMode) -> Character {
 
 private func heatmapView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) {
     guard let a = aggregatesPlaceholder(&screen, body, s) else { return }
-    screen.put("Fig. 5 · GSU softmax attention by position, old → recent (last \(a.window) behaviours, \(max(1, a.window / a.buckets)) per column; query: each user's first held-out target)",
+    let axis = a.available(s.heatmapAxis)
+    let span: String
+    if axis == .ownWindow, let windows = a.ownWindows, let shortest = windows.min(), let longest = windows.max() {
+        span = "each user's own window (\(shortest == longest ? "\(longest)" : "\(shortest)–\(longest)") behaviours, stretched)"
+    } else {
+        span = "last \(a.window) behaviours (\(max(1, a.window / a.buckets)) per column)"
+    }
+    screen.put("Fig. 5 · GSU attention by position, \(span) · query: each user's first held-out target",
                x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
     let labelWidth = 9
     // Three panels when the bundle has SASRec and the terminal is wide enough, else the two GSUs.
-    var all = a.heatPanels
+    var all = a.heatPanels(axis: axis)
     let needed = labelWidth + 1 + all.count * (a.buckets + 2)
     var sasNote = a.sasHeat == nil ? "SASRec: not in bundle (miss train --sasrec-steps N)" : "SASRec: its last position's attention"
     if all.count > 2 && s.width < needed {

@@ -74,6 +74,8 @@ public struct Snapshot: Codable, Equatable, Sendable {
     public var retrieved: [Retrieved]
     public var recall: Double?
     public var aggregates: Aggregates?
+    /// Fig. 5's axis on screen (`HeatmapAxis`; absent in snapshots written before it could change).
+    public var heatmapAxis: HeatmapAxis?
 
     /// The snapshot of a state that has a trace (nil otherwise).
     public init?(state s: ExplorerState, bundle: String, data: String) {
@@ -122,6 +124,7 @@ public struct Snapshot: Codable, Equatable, Sendable {
         }
         recall = t.recall
         aggregates = s.aggregates.value
+        heatmapAxis = s.heatmapAxis
     }
 
     public func encoded() throws -> Data {
@@ -164,7 +167,7 @@ public enum Exporter {
         }
         var files: [String: Data] = ["snapshot.json": try snap.encoded(), "report.md": Data(markdown(snap).utf8)]
         if let a = snap.aggregates {
-            files["heatmap.svg"] = Data(SVG.heatmap(a).utf8)
+            files["heatmap.svg"] = Data(SVG.heatmap(a, axis: state.heatmapAxis).utf8)
             files["histogram.svg"] = Data(SVG.histograms(a, topK: state.catalog.config.topK).utf8)
         }
         try AtomicWrite.writeDirectory(at: dir) { d in
@@ -219,6 +222,9 @@ public enum Exporter {
         for r in s.retrieved { md += "| \(r.rank) | \(cell(r.item)) | \(cell(r.title)) | \(f(r.score)) | \(r.hit ? "✓" : "") |\n" }
         if let a = s.aggregates {
             md += "\n## Figures 5 and 6\n\nOver \(a.users) evaluation users (query: each user's first held-out target). "
+            md += a.available(s.heatmapAxis ?? .shared) == .ownWindow
+                ? "Fig. 5's rows each span their own user's window, stretched to the width. "
+                : "Fig. 5's axis is the last \(a.window) behaviours, the most recent at the right. "
             md += "![heatmap](heatmap.svg)\n\n![histograms](histogram.svg)\n"
         }
         return md
@@ -237,11 +243,13 @@ public enum SVG {
         return "rgb(\(g),\(g),\(g))"
     }
 
-    /// Fig. 5: rows = users, columns = position buckets old → recent; brightness = the row-relative softmax mass.
-    public static func heatmap(_ a: Aggregates) -> String {
+    /// Fig. 5: rows = users, columns = position buckets old → recent (on `axis`); brightness = the row-relative
+    /// softmax mass.
+    public static func heatmap(_ a: Aggregates, axis wanted: HeatmapAxis = .shared) -> String {
         let cell = 10, label = 90, gap = 30, top = 40
         let panel = a.buckets * cell
-        let panels = a.heatPanels
+        let axis = a.available(wanted)
+        let panels = a.heatPanels(axis: axis)
         let width = label + panels.count * panel + (panels.count - 1) * gap + 20, height = top + a.heatmapUsers.count * cell + 40
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"11\">\n"
@@ -266,7 +274,10 @@ public enum SVG {
         for (r, u) in a.heatmapUsers.enumerated() {
             out += "<text x=\"\(label - 6)\" y=\"\(top + r * cell + cell - 1)\" text-anchor=\"end\" font-size=\"9\">\(escape(u))</text>\n"
         }
-        out += "<text x=\"\(label)\" y=\"\(height - 8)\" font-size=\"9\">Softmax attention mass per bucket of \(a.window / max(1, a.buckets)) positions (last \(a.window) behaviours), relative to each row's maximum; grey = outside the GSU's window.</text>\n"
+        let windows = a.ownWindows ?? []
+        let span = axis == .ownWindow ? "per bucket of each user's own window (\(windows.min() ?? 0)–\(windows.max() ?? 0) behaviours), stretched to the width"
+            : "per bucket of \(a.window / max(1, a.buckets)) positions (last \(a.window) behaviours)"
+        out += "<text x=\"\(label)\" y=\"\(height - 8)\" font-size=\"9\">Softmax attention mass \(span), relative to each row's maximum; grey = outside the GSU's window.</text>\n"
         return out + "</svg>\n"
     }
 

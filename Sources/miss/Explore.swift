@@ -106,7 +106,10 @@ struct Explore: ParsableCommand {
             let noColorEnv = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
             var state = ExplorerState.initial(catalog: model.catalog, users: model.users, colorMode: .mono, row: row,
                                               view: snap.flatMap { View(rawValue: $0.view) } ?? .beam, beamSize: beam, finalK: k)
-            if let snap { state.restore = (snap.level, snap.node) }
+            if let snap {
+                state.restore = (snap.level, snap.node)
+                state.heatmapAxis = snap.heatmapAxis ?? .shared
+            }
             let terminal = CursesTerminal(noColor: noColor || noColorEnv)
             defer { terminal.close() }
             state.colorMode = terminal.colorMode
@@ -212,6 +215,8 @@ struct Export: ParsableCommand {
     @Option(help: "Output folder (must not exist).") var out: String
     @Option(help: "Beam size.") var beam = 100
     @Option(help: "Items retrieved at the leaf level.") var k = 50
+    @Option(help: "Fig. 5's position axis in heatmap.svg: shared (the longest window, most recent at the right) or own-window (each user's own window stretched to the width).")
+    var heatmapAxis: HeatmapAxis = .shared
 
     func run() throws {
         try runReportingInputErrors {
@@ -234,6 +239,7 @@ struct Export: ParsableCommand {
                                  fix: "Pick one of the level's candidates (miss explore shows them), or leave --node out")
             }
             state.restore = (lv, node)
+            state.heatmapAxis = heatmapAxis
             state = reduce(state, .userLoaded(trace))
             let bar = ProgressBar("aggregates", total: model.aggregateUsers.prefix(500).count, unit: "users")
             let a = model.aggregates { done, _ in bar.update(done) }
@@ -244,3 +250,5 @@ struct Export: ParsableCommand {
         }
     }
 }
+
+extension HeatmapAxis: ExpressibleByArgument {}

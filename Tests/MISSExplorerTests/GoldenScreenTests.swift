@@ -87,6 +87,9 @@ import MISSExplorer
         var loading = ExplorerState.initial(catalog: Fixture.model.catalog, users: Fixture.model.users, colorMode: .mono, row: Fixture.row)
         loading = reduce(loading, .resized(width: w, height: h))
         try check("loading-\(tag)", render(loading))
+        // Fig. 5 on each user's own window (`a`).
+        let own = reduce(Fixture.state(width: w, height: h, view: .heatmap), .key(.char("a")))
+        try check("heatmap-own-window-\(tag)", render(own))
     }
 
     @Test func tooSmallTerminalSaysWhatItNeeds() throws {

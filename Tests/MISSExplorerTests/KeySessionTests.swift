@@ -61,6 +61,7 @@ import MISSExplorer
                 case .previousUser: #expect(t.userCursor == s.userCursor - 1 && t.pending == [.loadUser(s.userCursor - 1)], "\(what)")
                 case .export: #expect(t.pending == [.export], "\(what)")
                 case .chooseItem: #expect(t.itemInput == "", "\(what)")
+                case .heatmapAxis: #expect(t.heatmapAxis == .ownWindow, "\(what)")
                 }
             }
         }
@@ -183,6 +184,55 @@ import MISSExplorer
             let kth = cmp.co.map(\.score).min()!
             #expect(co.filter { $0 > kth + 1e-6 }.count < cmp.co.count)
         }
+    }
+
+    @Test func ownWindowBucketsByHand() {
+        // A full window: the same means as the shared axis's buckets.
+        #expect(ExplorerModel.stretched([0.1, 0.3, 0.2, 0.2, 0.1, 0.1], buckets: 3, window: 6) == [0.2, 0.2, 0.1])
+        // Scores for the last 2 of 6 positions: the older buckets are outside the GSU's window.
+        #expect(ExplorerModel.stretched([0.5, 0.5], buckets: 3, window: 6) == [-1, -1, 0.5])
+        // Uneven parts: positions 0–1 and 2–4.
+        #expect(ExplorerModel.stretched([1, 2, 3, 4, 5], buckets: 2, window: 5) == [1.5, 4])
+        // A window shorter than the buckets is stretched: each bucket takes the position under its start.
+        #expect(ExplorerModel.stretched([0.25, 0.75], buckets: 4, window: 2) == [0.25, 0.25, 0.75, 0.75])
+        #expect(ExplorerModel.stretched([0.25, 0.75], buckets: 3, window: 3) == [-1, 0.25, 0.75])
+
+        // The fixture's rows: each user's own window is its longest (MM-GSU's here, L_mm 80 ≥ L_co 40 and
+        // SASRec's 20), every MM row fills the panel, and the bucket means times their sizes add up to the
+        // softmax's mass, 1.
+        let a = Fixture.aggregates, c = Fixture.model.catalog.config
+        let windows = try! #require(a.ownWindows), mmOwn = try! #require(a.mmHeatOwn), coOwn = try! #require(a.coHeatOwn)
+        #expect(windows.count == a.heatmapUsers.count && mmOwn.count == windows.count && coOwn.count == windows.count)
+        for (r, id) in a.heatmapUsers.enumerated() {
+            let row = try! Fixture.model.row(ofUser: id)
+            let n = Fixture.model.history(of: Fixture.model.users[row].index).count
+            #expect(windows[r] == min(n, max(c.mmLength, c.coLength)))
+            #expect(mmOwn[r].allSatisfy { $0 >= 0 }, "the MM-GSU's window is the row's own: no bucket outside it")
+            let w = windows[r], b = a.buckets
+            if w >= b {
+                let mass = (0..<b).reduce(Float(0)) { $0 + mmOwn[r][$1] * Float(($1 + 1) * w / b - $1 * w / b) }
+                #expect(abs(mass - 1) < 1e-4, "row \(id): \(mass)")
+            }
+            // Co-GSU's last min(n, L_co) positions: the buckets wholly before them are outside.
+            let coStart = w - min(n, c.coLength)
+            for bucket in 0..<b {
+                let end = max(bucket * w / b + 1, (bucket + 1) * w / b)
+                #expect((coOwn[r][bucket] < 0) == (end <= coStart), "row \(id), bucket \(bucket)")
+            }
+        }
+    }
+
+    @Test func theHeatmapAxisKeyTogglesOnlyInTheHeatmap() {
+        var s = Fixture.state(width: 80, height: 24, view: .heatmap)
+        #expect(s.heatmapAxis == .shared && render(s).text.contains("position, last "))
+        s = reduce(s, .key(.char("a")))
+        #expect(s.heatmapAxis == .ownWindow && render(s).text.contains("own window"))
+        #expect(render(s).text.contains("a axis"), "the bottom line names the key")
+        s = reduce(s, .key(.char("a")))
+        #expect(s.heatmapAxis == .shared)
+        var beam = Fixture.state(width: 80, height: 24, view: .beam)
+        beam = reduce(beam, .key(.char("a")))
+        #expect(beam.heatmapAxis == .shared && beam.message == "a does nothing in Beam (? for help)")
     }
 
     @Test func overlapBucketsAndHistogramsByHand() {

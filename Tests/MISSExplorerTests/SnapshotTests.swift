@@ -43,6 +43,37 @@ import MISSExplorer
         #expect(XMLParser(data: Data(SVG.heatmap(b).utf8)).parse())
         let rects = SVG.heatmap(a).components(separatedBy: "<rect").count - 2   // minus the background
         #expect(rects == a.heatmapUsers.count * a.buckets * a.heatPanels.count)
+        // Each user's own window: the same grid, its own rows, and a note that says so.
+        let own = SVG.heatmap(a, axis: .ownWindow)
+        #expect(XMLParser(data: Data(own.utf8)).parse())
+        #expect(own.components(separatedBy: "<rect").count - 2 == rects && own != SVG.heatmap(a) && own.contains("own window"))
+        // Aggregates without own-window rows (a snapshot from before them) fall back to the shared axis.
+        var old = a
+        old.ownWindows = nil; old.coHeatOwn = nil; old.mmHeatOwn = nil; old.sasHeatOwn = nil
+        #expect(old.available(.ownWindow) == .shared && SVG.heatmap(old, axis: .ownWindow) == SVG.heatmap(old))
+    }
+
+    @Test func theHeatmapAxisIsExportedAndAnOlderSnapshotWithoutItLoads() throws {
+        var s = Fixture.state(width: 120, height: 40, view: .heatmap)
+        s = reduce(s, .key(.char("a")))
+        let dir = try temporaryDirectory().appendingPathComponent("own")
+        try Exporter.write(state: s, bundle: "b", data: "d", to: dir)
+        let json = dir.appendingPathComponent("snapshot.json")
+        #expect(try Snapshot.load(from: json).heatmapAxis == .ownWindow)
+        let svg = try String(contentsOf: dir.appendingPathComponent("heatmap.svg"), encoding: .utf8)
+        #expect(svg == SVG.heatmap(Fixture.aggregates, axis: .ownWindow))
+        let md = try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8)
+        #expect(md.contains("Fig. 5's rows each span their own user's window"))
+        // Written before the axis and the own-window rows existed: no such keys; it still loads.
+        var object = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        object["heatmapAxis"] = nil
+        var aggregates = try #require(object["aggregates"] as? [String: Any])
+        for key in ["ownWindows", "coHeatOwn", "mmHeatOwn", "sasHeatOwn"] { #expect(aggregates.removeValue(forKey: key) != nil) }
+        object["aggregates"] = aggregates
+        let older = dir.deletingLastPathComponent().appendingPathComponent("older.json")
+        try JSONSerialization.data(withJSONObject: object).write(to: older)
+        let loaded = try Snapshot.load(from: older)
+        #expect(loaded.heatmapAxis == nil && loaded.aggregates?.ownWindows == nil && loaded.aggregates?.coHeat == Fixture.aggregates.coHeat)
     }
 
     @Test func badSnapshotsGiveClearErrors() throws {
