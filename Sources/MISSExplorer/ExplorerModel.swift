@@ -239,6 +239,10 @@ public struct Aggregates: Equatable, Sendable, Codable {
     public var coHeatOwn: [[Float]]? = nil
     public var mmHeatOwn: [[Float]]? = nil
     public var sasHeatOwn: [[Float]]? = nil
+    /// Fig. 6 with each score times its window's length (`HistogramScale.timesWindow`: 1 = the window's uniform
+    /// attention), so that users with short and long windows compare. Nil in snapshots written before it existed.
+    public var coHistogramTimesWindow: Histogram? = nil
+    public var mmHistogramTimesWindow: Histogram? = nil
 
     /// Fig. 5's panels in order: Co-GSU, MM-GSU and, when the bundle has it, SASRec.
     public var heatPanels: [(title: String, heat: [[Float]])] { heatPanels(axis: .shared) }
@@ -256,6 +260,25 @@ public struct Aggregates: Equatable, Sendable, Codable {
     public func available(_ axis: HeatmapAxis) -> HeatmapAxis {
         axis == .ownWindow && coHeatOwn != nil && mmHeatOwn != nil && ownWindows != nil ? .ownWindow : .shared
     }
+
+    /// The scale these aggregates can show: times the window only when they have those histograms.
+    public func available(_ scale: HistogramScale) -> HistogramScale {
+        scale == .timesWindow && coHistogramTimesWindow != nil && mmHistogramTimesWindow != nil ? .timesWindow : .softmax
+    }
+
+    /// Fig. 6's two histograms on `scale` (the softmax's when these aggregates lack the other).
+    public func histograms(scale: HistogramScale) -> (co: Histogram, mm: Histogram) {
+        if available(scale) == .timesWindow, let co = coHistogramTimesWindow, let mm = mmHistogramTimesWindow { return (co, mm) }
+        return (coHistogram, mmHistogram)
+    }
+}
+
+/// Fig. 6's scores: the softmax itself (the paper's figure, whose users all have windows of L), or times the
+/// length of the window it is over (1 = uniform attention over the window). The softmax alone grows as the
+/// window shrinks: over 10 behaviours it averages 0.1, over 4000 0.00025, so the short histories of a mixed
+/// set of users fill its upper bins whatever the attention's shape; times the window, they compare.
+public enum HistogramScale: String, Codable, Sendable, CaseIterable {
+    case softmax, timesWindow = "times-window"
 }
 
 /// Fig. 5's position axis: one for every row, the most recent behaviour at the right and the longest window
@@ -377,7 +400,7 @@ public final class ExplorerModel: @unchecked Sendable {
         let config = est.config
         let chosen = Array(aggregateUsers.prefix(maxUsers))
         var coHeat: [[Float]] = [], mmHeat: [[Float]] = [], names: [String] = []
-        var coTop: [Float] = [], mmTop: [Float] = []
+        var coTop: [Float] = [], mmTop: [Float] = [], coTopTimesWindow: [Float] = [], mmTopTimesWindow: [Float] = []
         var overlapSum = 0.0
         var rowsCo: [[Float]] = [], rowsMM: [[Float]] = [], rowsSAS: [[Float]] = []
         for (n, u) in chosen.enumerated() {
@@ -394,6 +417,8 @@ public final class ExplorerModel: @unchecked Sendable {
             let topCo = TopK.indices(rCo, k: k), topMM = TopK.indices(rMM, k: k)
             coTop += topCo.map { pCo[$0] }
             mmTop += topMM.map { pMM[$0] }
+            coTopTimesWindow += topCo.map { pCo[$0] * Float(pCo.count) }
+            mmTopTimesWindow += topMM.map { pMM[$0] * Float(pMM.count) }
             let shared = Set(topCo.map { ctx.coItems[$0] }).intersection(topMM.map { ctx.mmItems[$0] })
             overlapSum += Double(shared.count) / Double(max(1, min(topCo.count, topMM.count)))
             if names.count < heatmapRows {
@@ -418,7 +443,9 @@ public final class ExplorerModel: @unchecked Sendable {
                           coHistogram: Self.histogram(coTop, bins: bins), mmHistogram: Self.histogram(mmTop, bins: bins),
                           users: chosen.count, overlap: chosen.isEmpty ? 0 : overlapSum / Double(chosen.count),
                           ownWindows: ownWindows, coHeatOwn: own(rowsCo), mmHeatOwn: own(rowsMM),
-                          sasHeatOwn: sasHeat == nil ? nil : own(rowsSAS))
+                          sasHeatOwn: sasHeat == nil ? nil : own(rowsSAS),
+                          coHistogramTimesWindow: Self.histogram(spanning: coTopTimesWindow, bins: bins),
+                          mmHistogramTimesWindow: Self.histogram(spanning: mmTopTimesWindow, bins: bins))
     }
 
     /// Mean softmax score per position in each of `buckets` equal parts of a window of `window` positions,
@@ -457,5 +484,13 @@ public final class ExplorerModel: @unchecked Sendable {
         var counts = [Int](repeating: 0, count: bins)
         for v in values { counts[min(bins - 1, max(0, Int(v / upper * Float(bins))))] += 1 }
         return .init(lower: 0, upper: upper, counts: counts)
+    }
+
+    /// Equal-width bins over [min, max] (scores times their window sit around 1, far from 0).
+    public static func histogram(spanning values: [Float], bins: Int) -> Aggregates.Histogram {
+        let lower = values.min() ?? 0, upper = max(values.max() ?? 0, lower.nextUp)
+        var counts = [Int](repeating: 0, count: bins)
+        for v in values { counts[min(bins - 1, max(0, Int((v - lower) / (upper - lower) * Float(bins))))] += 1 }
+        return .init(lower: lower, upper: upper, counts: counts)
     }
 }

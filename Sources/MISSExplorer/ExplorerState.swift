@@ -56,6 +56,8 @@ public struct ExplorerState: Sendable {
     public var aggregates: LoadState<Aggregates> = .idle
     /// Fig. 5's position axis (`a` in the heatmap view).
     public var heatmapAxis: HeatmapAxis = .shared
+    /// Fig. 6's scores (`s` in the histogram view).
+    public var histogramScale: HistogramScale = .softmax
     public var message: String?
     public var quit = false
     public var redrawRequested = false
@@ -257,6 +259,8 @@ private func perform(_ s: inout ExplorerState, _ action: Action) {
         load(&s, row: s.userCursor)
     case .heatmapAxis:
         s.heatmapAxis = s.heatmapAxis == .shared ? .ownWindow : .shared
+    case .histogramScale:
+        s.histogramScale = s.histogramScale == .softmax ? .timesWindow : .softmax
     case .export:
         if s.trace == nil { s.message = "nothing to export yet: open a user first" }
         else if s.loadingUser != nil { s.message = "wait until the user's beam search is loaded, then export" }

@@ -57,7 +57,7 @@ public enum Action: Hashable, Sendable {
     case search, chooseItem
     case nextUser, previousUser
     case export
-    case heatmapAxis
+    case heatmapAxis, histogramScale
 }
 
 /// One row of the key table: it drives dispatch, the help screen and the bottom line.
@@ -102,6 +102,7 @@ public enum KeyTable {
         KeyBinding(keys: [.char("]"), .char("n")], action: .nextUser, hint: "user", help: "Next user", views: [.beam, .gsu, .caseStudy]),
         KeyBinding(keys: [.char("["), .char("p")], action: .previousUser, hint: nil, help: "Previous user", views: [.beam, .gsu, .caseStudy]),
         KeyBinding(keys: [.char("a")], action: .heatmapAxis, hint: "axis", help: "Fig. 5 axis: shared/per user", views: [.heatmap]),
+        KeyBinding(keys: [.char("s")], action: .histogramScale, hint: "scale", help: "Fig. 6: softmax / × window", views: [.histogram]),
         KeyBinding(keys: [.char("e")], action: .export, hint: "export", help: "Export snapshot: JSON, MD, SVG", views: [.beam, .gsu, .heatmap, .histogram, .caseStudy]),
         KeyBinding(keys: [.ctrlL], action: .redraw, hint: nil, help: "Redraw the screen", views: nil),
     ]

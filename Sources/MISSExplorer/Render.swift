@@ -372,10 +372,13 @@ private func heatmapView(_ screen: inout Screen, _ body: Body, _ s: ExplorerStat
 private func histogramView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) {
     guard let a = aggregatesPlaceholder(&screen, body, s) else { return }
     let k = s.catalog.config.topK
-    screen.put("Fig. 6 · softmax scores of each GSU's top-\(k) (softmax over the whole window) · \(a.users) evaluation users",
+    let scale = a.available(s.histogramScale)
+    let what = scale == .timesWindow ? "softmax score × window length (1 = uniform over the window)" : "softmax scores (over the whole window)"
+    screen.put("Fig. 6 · \(what) of each GSU's top-\(k) · \(a.users) evaluation users",
                x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
     let half = (s.width - 3) / 2
-    let panels: [(String, Aggregates.Histogram, Style, Int)] = [("Co-GSU", a.coHistogram, .co, 1), ("MM-GSU", a.mmHistogram, .mm, half + 2)]
+    let (co, mm) = a.histograms(scale: scale)
+    let panels: [(String, Aggregates.Histogram, Style, Int)] = [("Co-GSU", co, .co, 1), ("MM-GSU", mm, .mm, half + 2)]
     let available = body.height - 4
     for (title, hist, style, x) in panels {
         // Merge neighbouring bins until they fit.
@@ -384,15 +387,20 @@ private func histogramView(_ screen: inout Screen, _ body: Body, _ s: ExplorerSt
             counts = stride(from: 0, to: counts.count, by: 2).map { counts[$0] + ($0 + 1 < counts.count ? counts[$0 + 1] : 0) }
         }
         let total = counts.reduce(0, +)
-        screen.put("\(title): \(total) scores, max \(String(format: "%.4f", hist.upper))", x: x, y: body.y + 2, style: style, maxWidth: half)
         let binWidth = (hist.upper - hist.lower) / Float(max(1, counts.count))
+        // Softmax scores with four decimals; other scales with as many as tell the bins apart (up to four).
+        let decimals = hist.upper < 1 ? 4 : min(4, max(1, Int((-log10(Double(max(binWidth, 1e-9)))).rounded(.up)) + 1))
+        let format = "%.\(decimals)f"
+        let range = hist.lower == 0 ? "max \(String(format: format, hist.upper))"
+            : "\(String(format: format, hist.lower))–\(String(format: format, hist.upper))"
+        screen.put("\(title): \(total) scores, \(range)", x: x, y: body.y + 2, style: style, maxWidth: half)
         let labelWidth = 15
         let countWidth = 7
         let barWidth = max(4, half - labelWidth - countWidth - 3)
         let top = max(1, counts.max() ?? 1)
         for (i, c) in counts.enumerated() {
             let lo = hist.lower + Float(i) * binWidth
-            let label = String(format: "%.4f–%.4f", lo, lo + binWidth)
+            let label = String(format: format, lo) + "–" + String(format: format, lo + binWidth)
             let eighths = Int((Double(c) / Double(top) * Double(barWidth * 8)).rounded())
             let partial: [Character] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"].map { $0.first ?? " " }
             var bar = String(repeating: "█", count: eighths / 8)

@@ -76,6 +76,8 @@ public struct Snapshot: Codable, Equatable, Sendable {
     public var aggregates: Aggregates?
     /// Fig. 5's axis on screen (`HeatmapAxis`; absent in snapshots written before it could change).
     public var heatmapAxis: HeatmapAxis?
+    /// Fig. 6's scale on screen (`HistogramScale`; absent in snapshots written before it could change).
+    public var histogramScale: HistogramScale?
 
     /// The snapshot of a state that has a trace (nil otherwise).
     public init?(state s: ExplorerState, bundle: String, data: String) {
@@ -125,6 +127,7 @@ public struct Snapshot: Codable, Equatable, Sendable {
         recall = t.recall
         aggregates = s.aggregates.value
         heatmapAxis = s.heatmapAxis
+        histogramScale = s.histogramScale
     }
 
     public func encoded() throws -> Data {
@@ -168,7 +171,7 @@ public enum Exporter {
         var files: [String: Data] = ["snapshot.json": try snap.encoded(), "report.md": Data(markdown(snap).utf8)]
         if let a = snap.aggregates {
             files["heatmap.svg"] = Data(SVG.heatmap(a, axis: state.heatmapAxis).utf8)
-            files["histogram.svg"] = Data(SVG.histograms(a, topK: state.catalog.config.topK).utf8)
+            files["histogram.svg"] = Data(SVG.histograms(a, topK: state.catalog.config.topK, scale: state.histogramScale).utf8)
         }
         try AtomicWrite.writeDirectory(at: dir) { d in
             for (name, bytes) in files { try AtomicWrite.write(bytes, to: d.appendingPathComponent(name)) }
@@ -225,6 +228,9 @@ public enum Exporter {
             md += a.available(s.heatmapAxis ?? .shared) == .ownWindow
                 ? "Fig. 5's rows each span their own user's window, stretched to the width. "
                 : "Fig. 5's axis is the last \(a.window) behaviours, the most recent at the right. "
+            md += a.available(s.histogramScale ?? .softmax) == .timesWindow
+                ? "Fig. 6 shows each softmax score times its window's length (1 = uniform attention over the window). "
+                : "Fig. 6 shows the softmax scores themselves. "
             md += "![heatmap](heatmap.svg)\n\n![histograms](histogram.svg)\n"
         }
         return md
@@ -281,18 +287,22 @@ public enum SVG {
         return out + "</svg>\n"
     }
 
-    /// Fig. 6: one histogram per GSU of the softmax scores of its top-K.
-    public static func histograms(_ a: Aggregates, topK: Int) -> String {
+    /// Fig. 6: one histogram per GSU of the softmax scores of its top-K (on `scale`).
+    public static func histograms(_ a: Aggregates, topK: Int, scale wanted: HistogramScale = .softmax) -> String {
+        let scale = a.available(wanted)
+        let (co, mm) = a.histograms(scale: scale)
+        let what = scale == .timesWindow ? "softmax score × window length" : "softmax score"
+        let format = "%.4f"
         let pw = 360, ph = 220, gap = 60, left = 50, top = 40
         let width = left + 2 * pw + gap + 20, height = top + ph + 60
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"11\">\n"
         out += "<rect width=\"\(width)\" height=\"\(height)\" fill=\"white\"/>\n"
-        for (p, (title, h)) in [("Co-GSU", a.coHistogram), ("MM-GSU", a.mmHistogram)].enumerated() {
+        for (p, (title, h)) in [("Co-GSU", co), ("MM-GSU", mm)].enumerated() {
             let x0 = left + p * (pw + gap)
             let maxCount = max(1, h.counts.max() ?? 1)
             let bw = Double(pw) / Double(max(1, h.counts.count))
-            out += "<text x=\"\(x0)\" y=\"\(top - 12)\" font-weight=\"bold\">\(title): softmax scores of the top-\(topK) (\(h.counts.reduce(0, +)) scores)</text>\n"
+            out += "<text x=\"\(x0)\" y=\"\(top - 12)\" font-weight=\"bold\">\(title): \(what)s of the top-\(topK) (\(h.counts.reduce(0, +)) scores)</text>\n"
             for (i, c) in h.counts.enumerated() {
                 let bh = Double(ph) * Double(c) / Double(maxCount)
                 out += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#555\"/>\n",
@@ -300,13 +310,14 @@ public enum SVG {
             }
             out += "<line x1=\"\(x0)\" y1=\"\(top + ph)\" x2=\"\(x0 + pw)\" y2=\"\(top + ph)\" stroke=\"black\"/>\n"
             out += "<line x1=\"\(x0)\" y1=\"\(top)\" x2=\"\(x0)\" y2=\"\(top + ph)\" stroke=\"black\"/>\n"
-            out += "<text x=\"\(x0)\" y=\"\(top + ph + 14)\">\(String(format: "%.4f", h.lower))</text>\n"
-            out += "<text x=\"\(x0 + pw)\" y=\"\(top + ph + 14)\" text-anchor=\"end\">\(String(format: "%.4f", h.upper))</text>\n"
-            out += "<text x=\"\(x0 + pw / 2)\" y=\"\(top + ph + 30)\" text-anchor=\"middle\">softmax score</text>\n"
+            out += "<text x=\"\(x0)\" y=\"\(top + ph + 14)\">\(String(format: format, h.lower))</text>\n"
+            out += "<text x=\"\(x0 + pw)\" y=\"\(top + ph + 14)\" text-anchor=\"end\">\(String(format: format, h.upper))</text>\n"
+            out += "<text x=\"\(x0 + pw / 2)\" y=\"\(top + ph + 30)\" text-anchor=\"middle\">\(what)</text>\n"
             out += "<text x=\"\(x0 - 6)\" y=\"\(top + 4)\" text-anchor=\"end\">\(maxCount)</text>\n"
             out += "<text x=\"\(x0 - 6)\" y=\"\(top + ph)\" text-anchor=\"end\">0</text>\n"
         }
-        out += "<text x=\"\(left)\" y=\"\(height - 8)\" font-size=\"9\">\(a.users) evaluation users; count of top-K scores per bin.</text>\n"
+        let note = scale == .timesWindow ? " Each score is its softmax times the length of the window it is over (1 = uniform attention)." : ""
+        out += "<text x=\"\(left)\" y=\"\(height - 8)\" font-size=\"9\">\(a.users) evaluation users; count of top-K scores per bin.\(note)</text>\n"
         return out + "</svg>\n"
     }
 }

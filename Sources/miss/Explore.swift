@@ -109,6 +109,7 @@ struct Explore: ParsableCommand {
             if let snap {
                 state.restore = (snap.level, snap.node)
                 state.heatmapAxis = snap.heatmapAxis ?? .shared
+                state.histogramScale = snap.histogramScale ?? .softmax
             }
             let terminal = CursesTerminal(noColor: noColor || noColorEnv)
             defer { terminal.close() }
@@ -217,6 +218,8 @@ struct Export: ParsableCommand {
     @Option(help: "Items retrieved at the leaf level.") var k = 50
     @Option(help: "Fig. 5's position axis in heatmap.svg: shared (the longest window, most recent at the right) or own-window (each user's own window stretched to the width).")
     var heatmapAxis: HeatmapAxis = .shared
+    @Option(help: "Fig. 6's scores in histogram.svg: softmax (the paper's) or times-window (each softmax score times its window's length, 1 = uniform attention).")
+    var histogramScale: HistogramScale = .softmax
 
     func run() throws {
         try runReportingInputErrors {
@@ -240,6 +243,7 @@ struct Export: ParsableCommand {
             }
             state.restore = (lv, node)
             state.heatmapAxis = heatmapAxis
+            state.histogramScale = histogramScale
             state = reduce(state, .userLoaded(trace))
             let bar = ProgressBar("aggregates", total: model.aggregateUsers.prefix(500).count, unit: "users")
             let a = model.aggregates { done, _ in bar.update(done) }
@@ -252,3 +256,4 @@ struct Export: ParsableCommand {
 }
 
 extension HeatmapAxis: ExpressibleByArgument {}
+extension HistogramScale: ExpressibleByArgument {}

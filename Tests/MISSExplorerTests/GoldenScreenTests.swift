@@ -90,6 +90,9 @@ import MISSExplorer
         // Fig. 5 on each user's own window (`a`).
         let own = reduce(Fixture.state(width: w, height: h, view: .heatmap), .key(.char("a")))
         try check("heatmap-own-window-\(tag)", render(own))
+        // Fig. 6 times each window's length (`s`).
+        let timesWindow = reduce(Fixture.state(width: w, height: h, view: .histogram), .key(.char("s")))
+        try check("histogram-times-window-\(tag)", render(timesWindow))
     }
 
     @Test func tooSmallTerminalSaysWhatItNeeds() throws {

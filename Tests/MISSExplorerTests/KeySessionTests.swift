@@ -62,6 +62,7 @@ import MISSExplorer
                 case .export: #expect(t.pending == [.export], "\(what)")
                 case .chooseItem: #expect(t.itemInput == "", "\(what)")
                 case .heatmapAxis: #expect(t.heatmapAxis == .ownWindow, "\(what)")
+                case .histogramScale: #expect(t.histogramScale == .timesWindow, "\(what)")
                 }
             }
         }
@@ -220,6 +221,36 @@ import MISSExplorer
                 #expect((coOwn[r][bucket] < 0) == (end <= coStart), "row \(id), bucket \(bucket)")
             }
         }
+    }
+
+    @Test func scoresTimesTheirWindowByHand() {
+        // Bins over [min, max]: width 0.5 from 1; the maximum goes to the last bin.
+        let h = ExplorerModel.histogram(spanning: [1, 1.5, 2, 3], bins: 4)
+        #expect(h.lower == 1 && h.upper == 3 && h.counts == [1, 1, 1, 1])
+        // Equal values: one bin holds them all.
+        let same = ExplorerModel.histogram(spanning: [2, 2], bins: 3)
+        #expect(same.lower == 2 && same.upper > 2 && same.counts == [2, 0, 0])
+        // The fixture: the same top-K scores on both scales; every user's best is at least the uniform 1/n,
+        // so times n the largest is ≥ 1; and the softmax scale's bins start at 0, the other's at its minimum.
+        let a = Fixture.aggregates
+        for (plain, scaled) in [(a.coHistogram, a.coHistogramTimesWindow!), (a.mmHistogram, a.mmHistogramTimesWindow!)] {
+            #expect(plain.counts.reduce(0, +) == scaled.counts.reduce(0, +))
+            #expect(plain.lower == 0 && scaled.upper >= 1 && scaled.lower > 0 && scaled.lower < scaled.upper)
+        }
+        #expect(a.histograms(scale: .timesWindow).co == a.coHistogramTimesWindow && a.histograms(scale: .softmax).co == a.coHistogram)
+    }
+
+    @Test func theHistogramScaleKeyTogglesOnlyInTheHistogram() {
+        var s = Fixture.state(width: 80, height: 24, view: .histogram)
+        #expect(s.histogramScale == .softmax && render(s).text.contains("Fig. 6 · softmax scores"))
+        s = reduce(s, .key(.char("s")))
+        #expect(s.histogramScale == .timesWindow && render(s).text.contains("× window length"))
+        #expect(render(s).text.contains("s scale"), "the bottom line names the key")
+        s = reduce(s, .key(.char("s")))
+        #expect(s.histogramScale == .softmax)
+        var heat = Fixture.state(width: 80, height: 24, view: .heatmap)
+        heat = reduce(heat, .key(.char("s")))
+        #expect(heat.histogramScale == .softmax && heat.message == "s does nothing in Heatmap (? for help)")
     }
 
     @Test func theHeatmapAxisKeyTogglesOnlyInTheHeatmap() {

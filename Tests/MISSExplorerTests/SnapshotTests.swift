@@ -53,27 +53,38 @@ import MISSExplorer
         #expect(old.available(.ownWindow) == .shared && SVG.heatmap(old, axis: .ownWindow) == SVG.heatmap(old))
     }
 
-    @Test func theHeatmapAxisIsExportedAndAnOlderSnapshotWithoutItLoads() throws {
+    @Test func theFiguresScalesAreExportedAndAnOlderSnapshotWithoutThemLoads() throws {
         var s = Fixture.state(width: 120, height: 40, view: .heatmap)
         s = reduce(s, .key(.char("a")))
+        s = reduce(s, .key(.char("5")))
+        s = reduce(s, .key(.char("s")))
         let dir = try temporaryDirectory().appendingPathComponent("own")
         try Exporter.write(state: s, bundle: "b", data: "d", to: dir)
         let json = dir.appendingPathComponent("snapshot.json")
-        #expect(try Snapshot.load(from: json).heatmapAxis == .ownWindow)
+        let snapshot = try Snapshot.load(from: json)
+        #expect(snapshot.heatmapAxis == .ownWindow && snapshot.histogramScale == .timesWindow)
         let svg = try String(contentsOf: dir.appendingPathComponent("heatmap.svg"), encoding: .utf8)
         #expect(svg == SVG.heatmap(Fixture.aggregates, axis: .ownWindow))
+        let histograms = try String(contentsOf: dir.appendingPathComponent("histogram.svg"), encoding: .utf8)
+        #expect(histograms == SVG.histograms(Fixture.aggregates, topK: 10, scale: .timesWindow) && histograms.contains("× window length"))
+        #expect(XMLParser(data: Data(histograms.utf8)).parse())
         let md = try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8)
-        #expect(md.contains("Fig. 5's rows each span their own user's window"))
+        #expect(md.contains("Fig. 5's rows each span their own user's window") && md.contains("times its window's length"))
         // Written before the axis and the own-window rows existed: no such keys; it still loads.
         var object = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
-        object["heatmapAxis"] = nil
+        #expect(object.removeValue(forKey: "heatmapAxis") != nil && object.removeValue(forKey: "histogramScale") != nil)
         var aggregates = try #require(object["aggregates"] as? [String: Any])
-        for key in ["ownWindows", "coHeatOwn", "mmHeatOwn", "sasHeatOwn"] { #expect(aggregates.removeValue(forKey: key) != nil) }
+        for key in ["ownWindows", "coHeatOwn", "mmHeatOwn", "sasHeatOwn", "coHistogramTimesWindow", "mmHistogramTimesWindow"] {
+            #expect(aggregates.removeValue(forKey: key) != nil)
+        }
         object["aggregates"] = aggregates
         let older = dir.deletingLastPathComponent().appendingPathComponent("older.json")
         try JSONSerialization.data(withJSONObject: object).write(to: older)
         let loaded = try Snapshot.load(from: older)
-        #expect(loaded.heatmapAxis == nil && loaded.aggregates?.ownWindows == nil && loaded.aggregates?.coHeat == Fixture.aggregates.coHeat)
+        #expect(loaded.heatmapAxis == nil && loaded.histogramScale == nil && loaded.aggregates?.ownWindows == nil
+                && loaded.aggregates?.coHeat == Fixture.aggregates.coHeat)
+        #expect(loaded.aggregates!.available(.timesWindow) == .softmax
+                && SVG.histograms(loaded.aggregates!, topK: 10, scale: .timesWindow) == SVG.histograms(loaded.aggregates!, topK: 10))
     }
 
     @Test func badSnapshotsGiveClearErrors() throws {
