@@ -240,30 +240,22 @@ import MISSExplorer
         #expect(a.histograms(scale: .timesWindow).co == a.coHistogramTimesWindow && a.histograms(scale: .softmax).co == a.coHistogram)
     }
 
-    @Test func theHistogramScaleKeyTogglesOnlyInTheHistogram() {
-        var s = Fixture.state(width: 80, height: 24, view: .histogram)
-        #expect(s.histogramScale == .softmax && render(s).text.contains("Fig. 6 · softmax scores"))
-        s = reduce(s, .key(.char("s")))
-        #expect(s.histogramScale == .timesWindow && render(s).text.contains("× window length"))
-        #expect(render(s).text.contains("s scale"), "the bottom line names the key")
-        s = reduce(s, .key(.char("s")))
-        #expect(s.histogramScale == .softmax)
-        var heat = Fixture.state(width: 80, height: 24, view: .heatmap)
-        heat = reduce(heat, .key(.char("s")))
-        #expect(heat.histogramScale == .softmax && heat.message == "s does nothing in Heatmap (? for help)")
-    }
-
-    @Test func theHeatmapAxisKeyTogglesOnlyInTheHeatmap() {
-        var s = Fixture.state(width: 80, height: 24, view: .heatmap)
-        #expect(s.heatmapAxis == .shared && render(s).text.contains("position, last "))
-        s = reduce(s, .key(.char("a")))
-        #expect(s.heatmapAxis == .ownWindow && render(s).text.contains("own window"))
-        #expect(render(s).text.contains("a axis"), "the bottom line names the key")
-        s = reduce(s, .key(.char("a")))
-        #expect(s.heatmapAxis == .shared)
-        var beam = Fixture.state(width: 80, height: 24, view: .beam)
-        beam = reduce(beam, .key(.char("a")))
-        #expect(beam.heatmapAxis == .shared && beam.message == "a does nothing in Beam (? for help)")
+    /// The figures' own keys: `a` (Fig. 5's axis) in the heatmap, `s` (Fig. 6's scale) in the histogram; each
+    /// switches its figure back and forth, is named on the bottom line, and does nothing in another view.
+    @Test(arguments: [(View.heatmap, Character("a"), "a axis", "position, last ", "own window", View.beam),
+                      (View.histogram, Character("s"), "s scale", "Fig. 6 · softmax scores", "× window length", View.heatmap)])
+    func aFiguresKeySwitchesItOnlyInItsView(view: View, key: Character, hint: String, first: String, second: String, elsewhere: View) {
+        func shown(_ s: ExplorerState) -> (HeatmapAxis, HistogramScale) { (s.heatmapAxis, s.histogramScale) }
+        var s = Fixture.state(width: 80, height: 24, view: view)
+        let initial = shown(s)
+        #expect(initial == (.shared, .softmax) && render(s).text.contains(first))
+        s = reduce(s, .key(.char(key)))
+        #expect(shown(s) != initial && render(s).text.contains(second) && !render(s).text.contains(first))
+        #expect(render(s).text.contains(hint), "the bottom line names the key")
+        s = reduce(s, .key(.char(key)))
+        #expect(shown(s) == initial)
+        let other = reduce(Fixture.state(width: 80, height: 24, view: elsewhere), .key(.char(key)))
+        #expect(shown(other) == initial && other.message == "\(key) does nothing in \(elsewhere.title) (? for help)")
     }
 
     @Test func overlapBucketsAndHistogramsByHand() {
