@@ -250,7 +250,7 @@ public struct Aggregates: Equatable, Sendable, Codable {
     /// The panels on `axis` (the shared one when these aggregates have no own-window rows).
     public func heatPanels(axis: HeatmapAxis) -> [(title: String, heat: [[Float]])] {
         var co = coHeat, mm = mmHeat, sas = sasHeat
-        if axis == .ownWindow, let coOwn = coHeatOwn, let mmOwn = mmHeatOwn {
+        if available(axis) == .ownWindow, let coOwn = coHeatOwn, let mmOwn = mmHeatOwn {
             co = coOwn; mm = mmOwn; sas = sasHeat == nil ? nil : sasHeatOwn
         }
         return [("Co-GSU", co), ("MM-GSU", mm)] + (sas.map { [("SASRec (last \(sasLength))", $0)] } ?? [])
@@ -479,18 +479,16 @@ public final class ExplorerModel: @unchecked Sendable {
     }
 
     /// Equal-width bins over [0, max].
-    public static func histogram(_ values: [Float], bins: Int) -> Aggregates.Histogram {
-        let upper = max(values.max() ?? 0, Float.leastNormalMagnitude)
+    /// `from`: the bins' lower end (≥ 0); the upper one is the maximum, at least one step above it.
+    public static func histogram(_ values: [Float], bins: Int, from lower: Float = 0) -> Aggregates.Histogram {
+        let upper = max(values.max() ?? 0, lower + max(Float.leastNormalMagnitude, lower.ulp))
         var counts = [Int](repeating: 0, count: bins)
-        for v in values { counts[min(bins - 1, max(0, Int(v / upper * Float(bins))))] += 1 }
-        return .init(lower: 0, upper: upper, counts: counts)
+        for v in values { counts[min(bins - 1, max(0, Int((v - lower) / (upper - lower) * Float(bins))))] += 1 }
+        return .init(lower: lower, upper: upper, counts: counts)
     }
 
     /// Equal-width bins over [min, max] (scores times their window sit around 1, far from 0).
     public static func histogram(spanning values: [Float], bins: Int) -> Aggregates.Histogram {
-        let lower = values.min() ?? 0, upper = max(values.max() ?? 0, lower.nextUp)
-        var counts = [Int](repeating: 0, count: bins)
-        for v in values { counts[min(bins - 1, max(0, Int((v - lower) / (upper - lower) * Float(bins))))] += 1 }
-        return .init(lower: lower, upper: upper, counts: counts)
+        histogram(values, bins: bins, from: values.min() ?? 0)
     }
 }

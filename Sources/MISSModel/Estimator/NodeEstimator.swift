@@ -472,7 +472,7 @@ public struct NodeEstimator: ParameterContainer {
         // Pass by pass over the rows, each buffer taken once (a closure per row and buffer, checking the
         // array's uniqueness, cost more than the row's arithmetic): the same operations on every element as
         // row by row, so the same values.
-        var expertOut: [Matrix] = [], gateWeights: [Matrix] = [], mixed: [Matrix] = []
+        var mixed: [Matrix] = []
         all.storage.withUnsafeMutableBufferPointer { allBuffer in
             let rows = allBuffer.baseAddress!
             bias.withUnsafeBufferPointer { b in
@@ -485,13 +485,6 @@ public struct NodeEstimator: ParameterContainer {
                     for t in 0..<objectives { Softmax.softmaxInPlace(UnsafeMutableBufferPointer(start: row + ne * h + t * ne, count: ne)) }
                 }
             }
-            /// Columns start ..< start + count of every row.
-            func columns(_ start: Int, _ count: Int) -> Matrix {
-                Matrix(rows: n, cols: count, storage: [Float](unsafeUninitializedCapacity: n * count) { out, initialized in
-                    for r in 0..<n { (out.baseAddress! + r * count).initialize(from: rows + r * width + start, count: count) }
-                    initialized = n * count
-                })
-            }
             // Gate t's mixture of the experts, in expert order from zero.
             mixed = (0..<objectives).map { t in
                 Matrix(rows: n, cols: h, storage: [Float](unsafeUninitializedCapacity: n * h) { mb, initialized in
@@ -503,11 +496,10 @@ public struct NodeEstimator: ParameterContainer {
                     initialized = n * h
                 })
             }
-            if caches {
-                expertOut = (0..<ne).map { e in columns(e * h, h) }
-                gateWeights = (0..<objectives).map { t in columns(ne * h + t * ne, ne) }
-            }
         }
+        // The backward pass's caches: the experts' outputs and the gates' weights, columns of the finished rows.
+        let expertOut = caches ? (0..<ne).map { e in all.columns((e * h)..<((e + 1) * h)) } : []
+        let gateWeights = caches ? (0..<objectives).map { t in all.columns((ne * h + t * ne)..<(ne * h + (t + 1) * ne)) } : []
         var logits = Matrix(rows: n, cols: objectives)
         if !caches, let packedTowers {
             for t in 0..<objectives {
