@@ -214,8 +214,19 @@ private func pathPane(_ screen: inout Screen, _ b: Body, _ s: ExplorerState, _ t
     screen.put("Path of node \(c.node) to the leaves (best-scored child per level)", x: b.x + 1, y: y, style: focused ? .activeTab : .header, maxWidth: w)
     y += 1
     let path = t.path(from: s.level, node: c.node, catalog: s.catalog)
-    let pathRows = min(path.count, max(1, (b.height - 3) / 2))
-    for step in path.suffix(pathRows).prefix(pathRows) {
+    // Half the pane for the path, the rest for the final top-K. A path longer than that keeps its first row
+    // (the selected node) and its deepest ones, with a line that says which levels are left out between them.
+    let budget = max(1, (b.height - 3) / 2)
+    let shown: [(level: Int, row: CandidateRow)?] = path.count <= budget ? path
+        : budget >= 3 ? [path[0], nil] + path.suffix(budget - 2) : Array(path.prefix(budget))
+    for entry in shown {
+        guard let step = entry else {
+            let hidden = path.count - (budget - 1)
+            screen.put("⋮ L\(path[1].level)–L\(path[hidden].level): \(hidden) levels not shown (a taller terminal shows them)",
+                       x: b.x + 1, y: y, style: .dim, maxWidth: w)
+            y += 1
+            continue
+        }
         let r = step.row
         let line = "L\(step.level) " + Text.right("\(r.node)", 6) + " " + Text.score(r.mean) + (r.kept ? " ●" : " ○") + (r.targetsUnder > 0 ? " ✓\(r.targetsUnder)" : "   ") + " " + s.catalog.nodeLabels[r.node]
         screen.put(line, x: b.x + 1, y: y, style: step.level == s.level ? .bold : r.kept ? .kept : .pruned, maxWidth: w)
@@ -263,7 +274,9 @@ private func gsuView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) {
         ("Co-GSU (ID) · last \(t.coItems.count) of L_co \(cfg.coLength)", cmp.co, .co, 1),
         ("MM-GSU (frozen MM) · last \(t.mmItems.count) of L_mm \(cfg.mmLength)", cmp.mm, .mm, half + 2),
     ]
-    let rows = body.height - 5
+    // Below the two title lines, the column titles and headers: the list, then the legend and the selected
+    // entry's line (both always reserved, so that a full list's last row is never drawn under them).
+    let rows = body.height - 6
     let n = max(cmp.co.count, cmp.mm.count)
     let off = scrollOffset(cursor: s.gsuCursor, rows: rows, count: n)
     for (p, (title, entries, style, x)) in columns.enumerated() {
@@ -286,7 +299,7 @@ private func gsuView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) {
         screen.put("\(s.pane == 0 ? "Co" : "MM")-GSU #\(e.rank): \(s.catalog.itemTitles[Int(e.item)]) [item \(id), position \(e.position) of \(t.historyLength)]\(e.inBoth ? " · in both" : "")",
                    x: 1, y: body.bottom - 1, style: .dim, maxWidth: s.width - 2)
     }
-    screen.put("◆ in both top-K · score: raw r_i · weight: ESU softmax over the top-K", x: 1, y: body.bottom - 1 - (s.gsuCursor < entries.count ? 1 : 0), style: .dim, maxWidth: s.width - 2)
+    screen.put("◆ in both top-K · score: raw r_i · weight: ESU softmax over the top-K", x: 1, y: body.bottom - 2, style: .dim, maxWidth: s.width - 2)
 }
 
 // MARK: - Aggregates

@@ -80,6 +80,8 @@ import MISSExplorer
         path.level = path.levelCount
         path = reduce(path, .key(.tab))
         try check("beam-leaf-path-\(tag)", render(path))
+        // The path pane from level 1: at 80×24 the path is longer than its half of the pane.
+        try check("beam-path-\(tag)", render(Self.longestPath(width: w, height: h)))
         // Searching in the users view, and a user still loading.
         var search = Fixture.state(width: w, height: h, view: .users)
         for c in "/u1" { search = reduce(search, .key(.char(c))) }
@@ -102,6 +104,67 @@ import MISSExplorer
         #expect(text.contains("Terminal too small: 60×20."))
         #expect(text.contains("needs at least 80×24"))
         try check("too-small-60x20", render(s))
+    }
+
+    /// GSU lists longer than the screen: every row drawn is a whole entry, in rank order, above the legend
+    /// and the selected entry's line, and scrolling to the last entry shows it (the list's last row was once
+    /// drawn under the legend).
+    @Test func aLongGSUListEndsAboveTheLegendAndScrollsToItsLastEntry() throws {
+        var s = Fixture.state(width: 80, height: 24, view: .gsu, level: 1, model: Fixture.longListModel)
+        let n = max(s.comparison!.co.count, s.comparison!.mm.count)
+        #expect(n == 24, "the fixture's top-24 fills both lists")
+        let legend = "◆ in both top-K · score: raw r_i · weight: ESU softmax over the top-K"
+        let down = KeyTable.bindings.first { $0.action == .down }!.keys[0]
+        for cursor in [0, n - 1] {
+            while s.gsuCursor < cursor { s = reduce(s, .key(down)) }
+            let lines = render(s).lines.map { $0.trimmingCharacters(in: .whitespaces) }
+            let header = try #require(lines.firstIndex { $0.hasPrefix("#   pos") })
+            let at = try #require(lines.firstIndex(of: legend), "the legend on a line of its own")
+            #expect(lines[at + 1].hasPrefix("Co-GSU #\(cursor + 1):"), "the selected entry's line below the legend")
+            // Between the headers and the legend: only entries, both columns, consecutive ranks, no gap.
+            let ranks = lines[(header + 1)..<at].map { line in line.split(separator: " ").first.flatMap { Int($0) } }
+            #expect(ranks.count == 24 - 9, "the rows a 24-line screen has for the list")
+            #expect(ranks.allSatisfy { $0 != nil })
+            let first = ranks.first!!
+            #expect(ranks.map { $0! } == Array(first..<(first + ranks.count)))
+            #expect((first...(first + ranks.count - 1)).contains(cursor + 1), "the selected entry is on screen")
+            if cursor == n - 1 { #expect(ranks.last! == n, "scrolled to the end, the last entry is the last row") }
+        }
+    }
+
+    /// A path longer than the pane has room for keeps the selected node's row and the deepest ones, and says
+    /// which levels it leaves out (it once showed only the deepest rows, without the selected node).
+    @Test func aLongPathKeepsTheSelectedNodeAndSaysWhatItLeavesOut() throws {
+        let s = Self.longestPath(width: 80, height: 24)
+        let levels = s.trace!.levels.count
+        let lines = render(s).lines.map { $0.trimmingCharacters(in: .whitespaces) }
+        let title = try #require(lines.firstIndex { $0.hasPrefix("Path of node \(s.selectedCandidate!.node) ") })
+        #expect(lines[title + 1].hasPrefix("L1 "), "the selected node's row first")
+        let elided = try #require(lines.firstIndex { $0.hasPrefix("⋮ L2–L") })
+        let rows = lines[(title + 1)..<elided].count + lines[(elided + 1)...].prefix { $0.hasPrefix("L") }.count
+        let hidden = levels - rows
+        #expect(hidden > 0, "the fixture's \(levels) levels do not fit at 80×24")
+        #expect(lines[elided].hasPrefix("⋮ L2–L\(1 + hidden): \(hidden) levels not shown"))
+        let last = lines[(elided + 1)...].prefix { $0.hasPrefix("L") }.last
+        #expect(last?.hasPrefix("L\(levels) ") == true, "down to the leaf level")
+        // Tall enough, the whole path and no elision.
+        let tall = render(Self.longestPath(width: 80, height: 48)).lines
+        #expect(!tall.contains { $0.contains("⋮") })
+        #expect(tall.filter { $0.trimmingCharacters(in: .whitespaces).range(of: #"^L\d+ "#, options: .regularExpression) != nil }.count == levels)
+    }
+
+    /// The path pane (Tab) for the level-1 candidate whose path goes deepest, in a beam of 40 (the fixture's
+    /// beam of 6 prunes every level-1 path by level 6).
+    static func longestPath(width: Int, height: Int) -> ExplorerState {
+        var s = Fixture.state(width: width, height: height, view: .beam)
+        var wide = Fixture.model.trace(row: Fixture.row, beamSize: 40, finalK: 10)
+        wide.seconds = 0.0125
+        s = reduce(s, .userLoaded(wide))
+        s.level = 1
+        let t = s.trace!
+        let lengths = t.levels[0].candidates.map { t.path(from: 1, node: $0.node, catalog: s.catalog).count }
+        s.candidateCursor = lengths.indices.max { lengths[$0] < lengths[$1] }!
+        return reduce(s, .key(.tab))
     }
 
     @Test func colourModesDrawHeatCellsDifferently() {
