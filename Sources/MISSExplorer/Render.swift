@@ -353,7 +353,10 @@ private func heatmapView(_ screen: inout Screen, _ body: Body, _ s: ExplorerStat
     let cell = max(1, (s.width - labelWidth - 2 * all.count) / (all.count * a.buckets))
     let panelWidth = cell * a.buckets
     let panels: [(String, [[Float]], Int)] = all.enumerated().map { i, p in (p.title, p.heat, labelWidth + 1 + i * (panelWidth + 2)) }
-    let rows = min(a.heatmapUsers.count, body.height - 4)
+    // Title, legend, panel titles and the axis take four lines; if the users do not all fit, one more goes to
+    // the line that says how many are shown.
+    let fit = body.height - 4
+    let rows = a.heatmapUsers.count <= fit ? a.heatmapUsers.count : max(1, fit - 1)
     for (title, heat, x) in panels {
         screen.put(Text.fit(title, panelWidth), x: x, y: body.y + 2, style: .header)
         for r in 0..<rows {

@@ -153,6 +153,24 @@ import MISSExplorer
         #expect(tall.filter { $0.trimmingCharacters(in: .whitespaces).range(of: #"^L\d+ "#, options: .regularExpression) != nil }.count == levels)
     }
 
+    /// More heatmap users than rows: the screen says how many it shows (at 80×24 the note once fell off the
+    /// bottom, and three of Fig. 5's 20 users went missing without a word).
+    @Test func aHeatmapTallerThanTheScreenSaysHowManyUsersItShows() throws {
+        var s = Fixture.state(width: 80, height: 24, view: .heatmap)
+        var a = Fixture.aggregates
+        let times = 30 / a.heatmapUsers.count + 1
+        a.heatmapUsers = (0..<times).flatMap { i in a.heatmapUsers.map { "\($0).\(i)" } }
+        a.coHeat = Array(repeating: a.coHeat, count: times).flatMap { $0 }
+        a.mmHeat = Array(repeating: a.mmHeat, count: times).flatMap { $0 }
+        a.sasHeat = a.sasHeat.map { h in Array(repeating: h, count: times).flatMap { $0 } }
+        s = reduce(s, .aggregatesReady(a))
+        let lines = render(s).lines.map { $0.trimmingCharacters(in: .whitespaces) }
+        let shown = lines.filter { line in a.heatmapUsers.contains { line.hasPrefix($0 + " ") } }.count
+        #expect(shown == 24 - 3 - 5, "the body's rows less title, legend, panel titles, axis and the note")
+        #expect(lines.contains("(\(shown) of \(a.heatmapUsers.count) users shown: enlarge the terminal for all)"))
+        #expect(lines.contains { $0.hasPrefix("old") && $0.hasSuffix("recent") }, "the axis is still drawn")
+    }
+
     /// The path pane (Tab) for the level-1 candidate whose path goes deepest, in a beam of 40 (the fixture's
     /// beam of 6 prunes every level-1 path by level 6).
     static func longestPath(width: Int, height: Int) -> ExplorerState {
