@@ -110,7 +110,9 @@ private func help(_ screen: inout Screen, _ body: inout Body, _ s: ExplorerState
     }
     y += perColumn
     if y < body.bottom {
-        screen.put("Colours: \(s.colorMode.rawValue) (NO_COLOR or --no-color for none). Numbers are the real estimator's.", x: 1, y: y, style: .dim)
+        let note = "Colours: \(s.colorMode.rawValue) (NO_COLOR or --no-color for none). Numbers are the real estimator's."
+        screen.put(Screen.columns(note) <= s.width - 2 ? note : "Colours: \(s.colorMode.rawValue) (off: NO_COLOR, --no-color) · numbers: the real estimator's",
+                   x: 1, y: y, style: .dim, maxWidth: s.width - 2)
     }
 }
 
@@ -168,7 +170,11 @@ private func beamView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) 
     if placeholder(&screen, body, s) { return }
     guard let t = s.trace, let lv = s.currentLevel else { return }
     let h = lv.hierarchicalRecall.map { String(format: "%.3f", $0) } ?? "– (no targets)"
-    screen.put("Level \(lv.level) of \(t.levels.count) · \(lv.candidates.count) candidates · \(lv.keptCount) kept (beam \(t.beamSize)) · H@hRecall \(h) · search \(String(format: "%.0f", t.seconds * 1000)) ms",
+    let ms = String(format: "%.0f", t.seconds * 1000)
+    let counts = "\(lv.candidates.count) candidates · \(lv.keptCount) kept (beam \(t.beamSize)) · H@hRecall \(h)"
+    let full = "Level \(lv.level) of \(t.levels.count) · \(counts) · search \(ms) ms"
+    // On a narrow terminal the shorter form, so that the search time is not cut off.
+    screen.put(Screen.columns(full) <= s.width - 2 ? full : "Level \(lv.level)/\(t.levels.count) · \(counts) · \(ms) ms",
                x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
     let wide = s.width >= 120
     let leftWidth = wide ? s.width * 3 / 5 : s.width
