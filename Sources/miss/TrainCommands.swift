@@ -187,7 +187,7 @@ struct Eval: ParsableCommand {
     var suite: Suite?
     @Option(help: "With --suite: embeddings file from `miss embed`.") var embeddings: String?
     @Option(help: "With --suite: comma-separated seeds.") var seeds = "1,2,3"
-    @Option(help: "With --suite: training steps per model at most (4000: about 40 min for 3 seeds on 2 cores, SampleData or ml-latest-small; shorter budgets stop the tree models on a plateau, see docs/RESULTS.md).") var steps = 4000
+    @Option(help: "With --suite: training steps per model at most (4000 on 2 cores, 3 seeds: about an hour on SampleData with the length study, 40 min on ml-latest-small without it; shorter budgets stop the tree models on a plateau, see docs/RESULTS.md).") var steps = 4000
     @Option(help: "With --suite: validate every N steps (early stopping).") var evalEvery = 400
     @Option(help: "With --suite: validations without gain before stopping.") var patience = 3
     @Option(help: "With --suite: comma-separated L_mm values of the length study (L_mm 4000 is MISS itself).") var mmLengths = "1000,2000,4000,8000"
