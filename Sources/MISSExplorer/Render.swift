@@ -54,7 +54,7 @@ private func titleBar(_ screen: inout Screen, _ s: ExplorerState) {
         let u = t.user
         let long = " · user \(u.id) (\(u.split), \(t.historyLength) behaviours seen, \(u.targets) targets) · level \(s.level)/\(t.levels.count)"
         let short = " · \(u.id) (\(u.split), \(t.historyLength) seen, \(u.targets) targets) · level \(s.level)/\(t.levels.count)"
-        text += Screen.columns(text + long) <= s.width ? long : short
+        text += Text.either(long, or: short, within: s.width - Screen.columns(text))
     } else if let row = s.loadingUser {
         text += " · loading user \(s.users[row].id)…"
     }
@@ -111,7 +111,7 @@ private func help(_ screen: inout Screen, _ body: inout Body, _ s: ExplorerState
     y += perColumn
     if y < body.bottom {
         let note = "Colours: \(s.colorMode.rawValue) (NO_COLOR or --no-color for none). Numbers are the real estimator's."
-        screen.put(Screen.columns(note) <= s.width - 2 ? note : "Colours: \(s.colorMode.rawValue) (off: NO_COLOR, --no-color) · numbers: the real estimator's",
+        screen.put(Text.either(note, or: "Colours: \(s.colorMode.rawValue) (off: NO_COLOR, --no-color) · numbers: the real estimator's", within: s.width - 2),
                    x: 1, y: y, style: .dim, maxWidth: s.width - 2)
     }
 }
@@ -174,7 +174,7 @@ private func beamView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) 
     let counts = "\(lv.candidates.count) candidates · \(lv.keptCount) kept (beam \(t.beamSize)) · H@hRecall \(h)"
     let full = "Level \(lv.level) of \(t.levels.count) · \(counts) · search \(ms) ms"
     // On a narrow terminal the shorter form, so that the search time is not cut off.
-    screen.put(Screen.columns(full) <= s.width - 2 ? full : "Level \(lv.level)/\(t.levels.count) · \(counts) · \(ms) ms",
+    screen.put(Text.either(full, or: "Level \(lv.level)/\(t.levels.count) · \(counts) · \(ms) ms", within: s.width - 2),
                x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
     let wide = s.width >= 120
     let leftWidth = wide ? s.width * 3 / 5 : s.width

@@ -105,6 +105,11 @@ public enum Text {
         return w >= n ? fit(s, n) : String(repeating: " ", count: n - w) + s
     }
 
+    /// `long` when it fits in `n` columns, else `short` (a line's narrow-terminal form).
+    public static func either(_ long: String, or short: String, within n: Int) -> String {
+        Screen.columns(long) <= n ? long : short
+    }
+
     public static func percent(_ x: Double) -> String { x.isFinite ? String(format: "%.1f%%", x * 100) : "–" }
     public static func score(_ x: Float) -> String { x.isFinite ? String(format: "%.3f", x) : "nan" }
 }

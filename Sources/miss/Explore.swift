@@ -19,10 +19,6 @@ enum SampleData {
         return nil
     }
 
-    /// `miss train`'s default budget: at 500 steps (the quick start's before the eighteenth session) the
-    /// model sat on the plateau of its validation recall that docs/RESULTS.md describes.
-    static let trainingSteps = 4000
-
     /// The SampleData bundle, trained on first use (embed → build-tree → train, each with its progress bar).
     static func ensureBundle(in folder: URL) throws -> (bundle: String, data: String) {
         let data = folder.appendingPathComponent("world.missdata").path
@@ -44,7 +40,9 @@ enum SampleData {
         let b = try BuildTree.parse(["--data", data, "--embeddings", emb, "--out", tree])
         try b.run()
         say("[3/3] level-wise training of the estimator")
-        let t = try Train.parse(["--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--steps", String(trainingSteps), "--sasrec-steps", "2000"])
+        // `miss train`'s own budget (`TrainingDefaults`; 500 steps before the eighteenth session left the model
+        // on the plateau of its validation recall that docs/RESULTS.md describes).
+        let t = try Train.parse(["--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--sasrec-steps", "2000"])
         try t.run()
         say(String(format: "SampleData bundle ready in %.0f s: %@", Date().timeIntervalSince(t0), bundle))
         return (bundle, data)

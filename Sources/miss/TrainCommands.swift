@@ -4,6 +4,12 @@ import MISSCore
 import MISSData
 import MISSModel
 
+/// The training budget `miss train` and `miss eval --suite paper` default to (docs/RESULTS.md: shorter budgets
+/// stopped the tree models on a plateau of their validation recall).
+enum TrainingDefaults {
+    static let steps = 4000, evalEvery = 400, patience = 3
+}
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train the MISS node estimator level by level (Eq. 4–7) and write a model bundle.")
@@ -12,7 +18,7 @@ struct Train: ParsableCommand {
     @Option(help: "Embeddings file from `miss embed`.") var embeddings: String
     @Option(help: "Tree file from `miss build-tree`.") var tree: String
     @Option(help: "Output bundle folder.") var out: String
-    @Option(help: "Optimisation steps at most (early stopping may end sooner). On SampleData a model is still improving at 4000 steps (about 2.5 min on 2 cores); at 1000 it sits on a plateau of its validation recall.") var steps = 4000
+    @Option(help: "Optimisation steps at most (early stopping may end sooner). On SampleData a model is still improving at 4000 steps (about 2.5 min on 2 cores); at 1000 it sits on a plateau of its validation recall.") var steps = TrainingDefaults.steps
     @Option(help: "User instances per step.") var batch = 16
     @Option(help: "Negative nodes per level and target.") var negatives = 5
     @Option(help: "Not in the paper: the fraction (0…1) of negatives drawn near the positive (same level, under its ancestor --near-span levels up) instead of uniformly over the level. 0 = the paper's sampling.") var nearNegatives = 0.0
@@ -29,8 +35,8 @@ struct Train: ParsableCommand {
     @Option(help: "Objectives to train (the dataset's first N; 1 = single objective, as TDM). Default: all.") var objectives: Int?
     @Flag(help: "Ablation \"w/o Co-GSU\": no Co-GSU/Co-SBS representation.") var noCoGsu = false
     @Flag(help: "Ablation \"w/o MM-GSU\" (and TDM): no MM-GSU/MM-SBS representation.") var noMmGsu = false
-    @Option(help: "Validate (H@hRecall and Recall@K on validation users) and checkpoint every N steps; 0 = never.") var evalEvery = 400
-    @Option(help: "Stop after this many validations without improvement; 0 = never stop early.") var patience = 3
+    @Option(help: "Validate (H@hRecall and Recall@K on validation users) and checkpoint every N steps; 0 = never.") var evalEvery = TrainingDefaults.evalEvery
+    @Option(help: "Stop after this many validations without improvement; 0 = never stop early.") var patience = TrainingDefaults.patience
     @Option(help: "Validation users per validation (the first N of the split's validation users).") var validationUsers = 60
     @Option(help: "K (and beam) of the validation retrieval.") var validationK = 50
     @Option(help: "Also train the SASRec two-tower baseline on the same split for at most N steps (batches of 128 users) and keep it in the bundle (the explorer's Fig. 5 shows its attention); 0 = none.")
@@ -187,9 +193,9 @@ struct Eval: ParsableCommand {
     var suite: Suite?
     @Option(help: "With --suite: embeddings file from `miss embed`.") var embeddings: String?
     @Option(help: "With --suite: comma-separated seeds.") var seeds = "1,2,3"
-    @Option(help: "With --suite: training steps per model at most (4000 on 2 cores, 3 seeds: about an hour on SampleData with the length study, 40 min on ml-latest-small without it; shorter budgets stop the tree models on a plateau, see docs/RESULTS.md).") var steps = 4000
-    @Option(help: "With --suite: validate every N steps (early stopping).") var evalEvery = 400
-    @Option(help: "With --suite: validations without gain before stopping.") var patience = 3
+    @Option(help: "With --suite: training steps per model at most (4000 on 2 cores, 3 seeds: about an hour on SampleData with the length study, 40 min on ml-latest-small without it; shorter budgets stop the tree models on a plateau, see docs/RESULTS.md).") var steps = TrainingDefaults.steps
+    @Option(help: "With --suite: validate every N steps (early stopping).") var evalEvery = TrainingDefaults.evalEvery
+    @Option(help: "With --suite: validations without gain before stopping.") var patience = TrainingDefaults.patience
     @Option(help: "With --suite: comma-separated L_mm values of the length study (L_mm 4000 is MISS itself).") var mmLengths = "1000,2000,4000,8000"
     @Option(help: "With --suite: also write the tables as Markdown here.") var markdown: String?
     @Option(help: "With --suite: SASRec training steps at most (batches of 128 users; validated every 250).") var sasrecSteps = 5000

@@ -37,8 +37,8 @@ enum Fixture {
     static let row: Int = model.firstEvaluationUser!
 
     /// The trace with a fixed search time, so that screens do not depend on the machine's speed.
-    static func trace(row: Int = row, model: ExplorerModel = model) -> UserTrace {
-        var t = model.trace(row: row, beamSize: 6, finalK: 10)
+    static func trace(row: Int = row, model: ExplorerModel = model, beamSize: Int = 6) -> UserTrace {
+        var t = model.trace(row: row, beamSize: beamSize, finalK: 10)
         t.seconds = 0.0125
         return t
     }
@@ -48,7 +48,8 @@ enum Fixture {
         model.bundle.estimator.context(history: model.dataset.behaviourItems[model.history(of: t.user.index)])
     }
 
-    static let aggregates: Aggregates = model.aggregates(heatmapRows: 20, maxUsers: 500, buckets: 32, bins: 20)
+    static let aggregates = aggregates(of: model)
+    static func aggregates(of model: ExplorerModel) -> Aggregates { model.aggregates(heatmapRows: 20, maxUsers: 500, buckets: 32, bins: 20) }
 
     /// A state with the user's trace and the aggregates loaded, at a size.
     static func state(width: Int = 80, height: Int = 24, view: View = .beam, level: Int? = nil, model: ExplorerModel = model) -> ExplorerState {
@@ -57,7 +58,7 @@ enum Fixture {
         s.pending = []
         s = reduce(s, .resized(width: width, height: height))
         s = reduce(s, .userLoaded(trace(model: model)))
-        s = reduce(s, .aggregatesReady(model === Self.model ? aggregates : model.aggregates(heatmapRows: 20, maxUsers: 500, buckets: 32, bins: 20)))
+        s = reduce(s, .aggregatesReady(model === Self.model ? aggregates : aggregates(of: model)))
         if let level { s.level = level; s.candidateCursor = 0 }
         return s
     }

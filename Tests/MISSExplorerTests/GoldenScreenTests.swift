@@ -175,9 +175,7 @@ import MISSExplorer
     /// beam of 6 prunes every level-1 path by level 6).
     static func longestPath(width: Int, height: Int) -> ExplorerState {
         var s = Fixture.state(width: width, height: height, view: .beam)
-        var wide = Fixture.model.trace(row: Fixture.row, beamSize: 40, finalK: 10)
-        wide.seconds = 0.0125
-        s = reduce(s, .userLoaded(wide))
+        s = reduce(s, .userLoaded(Fixture.trace(beamSize: 40)))
         s.level = 1
         let t = s.trace!
         let lengths = t.levels[0].candidates.map { t.path(from: 1, node: $0.node, catalog: s.catalog).count }
