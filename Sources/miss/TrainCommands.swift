@@ -7,7 +7,7 @@ import MISSModel
 /// The training budget `miss train` and `miss eval --suite paper` default to (docs/RESULTS.md: shorter budgets
 /// stopped the tree models on a plateau of their validation recall).
 enum TrainingDefaults {
-    static let steps = 4000, evalEvery = 400, patience = 3
+    static let steps = 4000, evalEvery = 400, patience = 5
 }
 
 struct Train: ParsableCommand {

@@ -45,5 +45,16 @@ import MISSModel
         // SASRec has no tree: no H@hRecall.
         let sasrec = r.rows.first { $0.method == "SASRec" }!
         #expect(sasrec.hierarchicalRecall.allSatisfy { $0.isEmpty })
+        // Steps per seed: the tree models trained their 3 steps without validation (best = last); popularity
+        // trains nothing; SASRec validated every evalEvery steps, and its best step is one of its validations.
+        let tdm = r.rows.first { $0.method == "TDM" }!
+        #expect(tdm.stepsRun == [3, 3] && tdm.bestStep == [3, 3] && tdm.validation == [[], []])
+        #expect(PaperSuite.stepsCell(tdm) == "3/3, 3/3" && PaperSuite.stepsCell(pop) == "–")
+        #expect(md.contains("| 3/3, 3/3 |\n") && md.contains("| – | – |\n"))
+        for (seed, history) in sasrec.validation.enumerated() {
+            let steps = history.map { Int($0.split(separator: ":")[0])! }
+            #expect(!steps.isEmpty && steps.allSatisfy { $0 % o.sasrec.evalEvery == 0 || $0 == o.sasrec.steps })
+            #expect(steps.last == sasrec.stepsRun[seed] && steps.contains(sasrec.bestStep[seed]))
+        }
     }
 }

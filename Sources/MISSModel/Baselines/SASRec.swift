@@ -204,6 +204,8 @@ public enum SASRecTraining {
         public var trainSeconds: Double
         /// Best validation Recall@K and its step.
         public var best: (recall: Double, step: Int)?
+        /// "step:recall" per validation.
+        public var history: [String] = []
         public var samplesPerSecond: Double { Double(samples) / max(1e-9, trainSeconds) }
     }
 
@@ -223,6 +225,7 @@ public enum SASRecTraining {
         let parameters = model.parameters
         var stopping = EarlyStopping(patience: options.patience)
         var samples = 0, stepsRun = 0, lastLoss = 0.0, trainSeconds = 0.0
+        var history: [String] = []
         for step in 1...max(1, options.steps) {
             let t0 = Date()
             model.zeroGrad()
@@ -243,10 +246,11 @@ public enum SASRecTraining {
             progress?(step, lastLoss)
             guard options.evalEvery > 0, !validation.isEmpty, step % options.evalEvery == 0 || step == options.steps else { continue }
             let recall = Evaluation.evaluate(sasrec: model, dataset: dataset, users: validation, k: options.validationK).recall
+            history.append(String(format: "%d:%.3f", step, recall))
             if stopping.record(score: recall, step: step, parameters: parameters).stop { break }
         }
         stopping.restoreBest(into: parameters)
         return Outcome(model: model, stepsRun: stepsRun, samples: samples, lastLoss: lastLoss, trainSeconds: trainSeconds,
-                       best: stopping.best.map { ($0.score, $0.step) })
+                       best: stopping.best.map { ($0.score, $0.step) }, history: history)
     }
 }

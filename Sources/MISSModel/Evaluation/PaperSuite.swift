@@ -40,6 +40,10 @@ public enum PaperSuite {
         public var trainSeconds: [Double]
         public var samplesPerSecond: [Double]
         public var bestStep: [Int]
+        /// Per seed: the steps the model trained (fewer than the budget when early stopping ended it) and its
+        /// validations as "step:score" (empty for popularity).
+        public var stepsRun: [Int]
+        public var validation: [[String]]
     }
 
     public struct Result: Codable, Sendable {
@@ -80,13 +84,15 @@ public enum PaperSuite {
         }
         var rows: [String: Row] = [:]
         var order: [String] = []
-        typealias Cost = (seconds: Double, samplesPerSecond: Double, bestStep: Int)
-        func cost(_ o: ModelTraining.Outcome) -> Cost { (o.trainSeconds, o.samplesPerSecond, o.best?.step ?? o.stepsRun) }
+        typealias Cost = (seconds: Double, samplesPerSecond: Double, bestStep: Int, stepsRun: Int, validation: [String])
+        func cost(_ o: ModelTraining.Outcome) -> Cost {
+            (o.trainSeconds, o.samplesPerSecond, o.best?.step ?? o.stepsRun, o.stepsRun, o.history)
+        }
         func record(_ table: String, _ method: String, _ k: Int, _ report: Evaluation.Report, _ cost: Cost?) {
             let key = "\(table)|\(method)|\(k)"
             if rows[key] == nil {
                 rows[key] = Row(table: table, method: method, k: k, recall: [], precision: [], hierarchicalRecall: [], trainSeconds: [],
-                                samplesPerSecond: [], bestStep: [])
+                                samplesPerSecond: [], bestStep: [], stepsRun: [], validation: [])
                 order.append(key)
             }
             rows[key]!.recall.append(report.recall)
@@ -95,6 +101,8 @@ public enum PaperSuite {
             rows[key]!.trainSeconds.append(cost?.seconds ?? 0)
             rows[key]!.samplesPerSecond.append(cost?.samplesPerSecond ?? 0)
             rows[key]!.bestStep.append(cost?.bestStep ?? 0)
+            rows[key]!.stepsRun.append(cost?.stepsRun ?? 0)
+            rows[key]!.validation.append(cost?.validation ?? [])
         }
         for seed in options.seeds {
             var treeOptions = IndexTree.BuildOptions()
@@ -137,7 +145,7 @@ public enum PaperSuite {
                        sasrec.best?.recall ?? .nan, sasrec.best?.step ?? sasrec.stepsRun))
             for k in options.ks {
                 record("Table 1", "SASRec", k, Evaluation.evaluate(sasrec: sasrec.model, dataset: dataset, users: test, k: k),
-                       (sasrec.trainSeconds, sasrec.samplesPerSecond, sasrec.best?.step ?? sasrec.stepsRun))
+                       (sasrec.trainSeconds, sasrec.samplesPerSecond, sasrec.best?.step ?? sasrec.stepsRun, sasrec.stepsRun, sasrec.history))
                 record("Table 1", "popularity", k, Evaluation.popularity(dataset: dataset, trainUsers: split.train, users: test, k: k), nil)
             }
         }
@@ -161,6 +169,12 @@ public enum PaperSuite {
         return (m, (v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(v.count - 1)).squareRoot())
     }
 
+    /// "best/run" per seed, e.g. "4000/4000, 800/2000"; "–" for a method that does not train.
+    public static func stepsCell(_ row: Row) -> String {
+        guard row.stepsRun.contains(where: { $0 > 0 }) else { return "–" }
+        return zip(row.bestStep, row.stepsRun).map { "\($0)/\($1)" }.joined(separator: ", ")
+    }
+
     public static func markdown(_ r: Result, command: String) -> String {
         func cell(_ v: [Double], scale: Double = 100) -> String {
             let (m, s) = meanStd(v)
@@ -169,13 +183,15 @@ public enum PaperSuite {
         var md = "### \(r.dataset): \(r.items) items, \(r.testUsers) test users, seeds \(r.seeds.map(String.init).joined(separator: ", "))\n\n"
         md += "Command: `\(command)` (\(Int(r.seconds)) s). Training: \(r.steps) steps at most per model (early stopping on validation H@hRecall), "
         md += "d \(r.config.idDim), L_co \(r.config.coLength), L_mm \(r.config.mmLength), K \(r.config.topK); retrieval beam \(r.beam). "
-        md += "Values are percentages, mean ± std over the seeds.\n"
+        md += "Values are percentages, mean ± std over the seeds. "
+        md += "\"best / run\": per seed, the step of the best validation (the weights evaluated) and the steps trained; "
+        md += "a best step at the budget means the model was still improving, fewer steps run than the budget that early stopping ended it.\n"
         for table in ["Table 1", "Table 2", "Length study"] {
             let rows = r.rows.filter { $0.table == table }
             guard !rows.isEmpty else { continue }
             let ks = Array(Set(rows.map(\.k))).sorted()
-            md += "\n#### \(table)\n\n| method | " + ks.map { "Recall@\($0) | Precision@\($0) | H@hRecall@\($0) (mean over levels)" }.joined(separator: " | ") + " | samples/s |\n"
-            md += "|---|" + ks.map { _ in "---|---|---|" }.joined() + "---|\n"
+            md += "\n#### \(table)\n\n| method | " + ks.map { "Recall@\($0) | Precision@\($0) | H@hRecall@\($0) (mean over levels)" }.joined(separator: " | ") + " | samples/s | best / run |\n"
+            md += "|---|" + ks.map { _ in "---|---|---|" }.joined() + "---|---|\n"
             var methods: [String] = []
             for row in rows where !methods.contains(row.method) { methods.append(row.method) }
             for m in methods {
@@ -185,8 +201,9 @@ public enum PaperSuite {
                     let h = row.hierarchicalRecall.map { $0.isEmpty ? Double.nan : Evaluation.meanOverLevels($0) }
                     md += " \(cell(row.recall)) | \(cell(row.precision)) | \(h.allSatisfy { $0.isNaN } ? "–" : cell(h)) |"
                 }
-                let sps = rows.first { $0.method == m }!.samplesPerSecond
-                md += sps.allSatisfy { $0 == 0 } ? " – |\n" : String(format: " %.0f |\n", meanStd(sps).0)
+                let first = rows.first { $0.method == m }!
+                md += first.samplesPerSecond.allSatisfy { $0 == 0 } ? " – |" : String(format: " %.0f |", meanStd(first.samplesPerSecond).0)
+                md += " \(stepsCell(first)) |\n"
             }
         }
         return md
