@@ -4,10 +4,12 @@ import MISSCore
 import MISSData
 import MISSModel
 
-/// The training budget `miss train` and `miss eval --suite paper` default to (docs/RESULTS.md: shorter budgets
-/// stopped the tree models on a plateau of their validation recall).
+/// The training budget `miss train` and `miss eval --suite paper` default to: the library's own
+/// (`LevelwiseTrainer.Config`, `ModelTraining.Options`; docs/RESULTS.md: shorter budgets stopped the tree models
+/// on a plateau of their validation recall).
 enum TrainingDefaults {
-    static let steps = 4000, evalEvery = 400, patience = 5
+    static let steps = LevelwiseTrainer.Config().steps
+    static let evalEvery = ModelTraining.Options().evalEvery, patience = ModelTraining.Options().patience
 }
 
 struct Train: ParsableCommand {

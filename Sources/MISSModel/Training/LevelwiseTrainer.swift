@@ -13,7 +13,9 @@ public struct LevelwiseTrainer {
         public var negativesPerLevel = 5
         public var targetsPerInstance = 4
         public var instancesPerBatch = 16
-        public var steps = 500
+        /// At most this many steps (`ModelTraining` may stop sooner). 4000: on SampleData a MISS model is still
+        /// improving there; at 1000 or fewer early stopping ended every tree model on a plateau (docs/RESULTS.md).
+        public var steps = 4000
         public var learningRate: Float = 2e-3
         public var minHistory = 2
         public var seed: UInt64 = 1

@@ -9,8 +9,9 @@ public enum ModelTraining {
         public var config = EstimatorConfig()
         public var trainer = LevelwiseTrainer.Config()
         /// Validate every N steps (0 = never); stop after `patience` validations without gain (0 = never).
-        public var evalEvery = 100
-        public var patience = 4
+        /// 400 and 5: 2000 steps without gain (at 3, early stopping ended some SampleData runs on a plateau).
+        public var evalEvery = 400
+        public var patience = 5
         public var validationUsers = 60
         public var validationK = 50
         public init() {}
