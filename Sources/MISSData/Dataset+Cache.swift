@@ -50,7 +50,7 @@ extension Dataset {
         } catch let e as MappedFile.Failure {
             throw InputError(file: path, problem: e.reason, fix: "Create it with `miss synth` or `miss import`")
         } catch let e as SafetensorsError {
-            throw InputError(file: path, problem: e.description, fix: "Re-create the file with `miss synth` or `miss import`")
+            throw InputError(file: path, safetensors: e, fix: "Re-create the file with `miss synth` or `miss import`")
         }
         guard f.metadata["format"] == cacheFormat else {
             throw InputError(file: path, location: "__metadata__.format",
@@ -92,7 +92,7 @@ extension Dataset {
             try d.validate(source: path)
             return d
         } catch let e as SafetensorsError {
-            throw InputError(file: path, problem: e.description, fix: "Re-create the file with `miss synth` or `miss import`")
+            throw InputError(file: path, safetensors: e, fix: "Re-create the file with `miss synth` or `miss import`")
         }
     }
 }

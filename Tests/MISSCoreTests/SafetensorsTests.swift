@@ -72,9 +72,9 @@ import MISSTestSupport
         // Header length intact, header itself cut.
         try full.prefix(20).write(to: cut)
         guard case .truncated = error(opening: cut.path) else { Issue.record("cut header accepted"); return }
-        // Header intact, data cut: the last tensor's offsets now exceed the buffer.
+        // Header intact, data cut: the last tensor's offsets now exceed the buffer, and the error says by how much.
         try full.prefix(full.count - 4).write(to: cut)
-        guard case .offsetsOutOfRange(_, "weights", _, _, _) = error(opening: cut.path) else {
+        guard case .truncated(_, let detail) = error(opening: cut.path), detail.contains("tensor 'weights'"), detail.hasSuffix("(4 missing)") else {
             Issue.record("cut data accepted: \(String(describing: error(opening: cut.path)))"); return
         }
         let empty = dir.appendingPathComponent("empty.safetensors")
@@ -94,10 +94,17 @@ import MISSTestSupport
         guard case .invalidTensor(_, "a", _) = error(opening: p3) else { Issue.record("one offset accepted"); return }
     }
 
-    @Test func offsetsOutOfRangeAndOverlap() throws {
+    @Test func dataPastTheEndAndOverlap() throws {
         let dir = try temporaryDirectory()
         let p1 = try handMade("{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}", dataBytes: 8, in: dir)
-        #expect(error(opening: p1) == .offsetsOutOfRange(path: p1, tensor: "a", begin: 0, end: 16, bufferSize: 8))
+        #expect(error(opening: p1) == .truncated(path: p1, detail: "its header places tensor 'a' at data bytes 0..<16, but the file holds 8 bytes of data (8 missing)"))
+        // Several tensors past the end: the one that ends last is named, whatever the header's order.
+        let p3 = try handMade("""
+            {"b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "c": {"dtype": "F32", "shape": [2], "data_offsets": [24, 32]}}
+            """, dataBytes: 12, in: dir, name: "cut.safetensors")
+        #expect(error(opening: p3) == .truncated(path: p3, detail: "its header places tensor 'c' at data bytes 24..<32, but the file holds 12 bytes of data (20 missing)"))
+        let p4 = try handMade("{\"a\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [8, 4]}}", dataBytes: 8, in: dir, name: "inverted.safetensors")
+        #expect(error(opening: p4) == .invalidTensor(path: p4, tensor: "a", detail: "data_offsets [8, 4] are not 0 ≤ begin ≤ end"))
         let p2 = try handMade("""
             {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}
             """, dataBytes: 12, in: dir, name: "overlap.safetensors")

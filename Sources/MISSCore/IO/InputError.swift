@@ -17,3 +17,10 @@ public struct InputError: Error, CustomStringConvertible, Equatable {
         "\(file)\(location.map { ", \($0)" } ?? ""): \(problem). \(fix)"
     }
 }
+
+extension InputError {
+    /// A safetensors file's problem as an input error of `file` (the file, and the tensor as the location).
+    public init(file: String, safetensors e: SafetensorsError, fix: String) {
+        self.init(file: file, location: e.tensor.map { "tensor '\($0)'" }, problem: e.problem, fix: fix)
+    }
+}

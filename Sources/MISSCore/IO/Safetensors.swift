@@ -22,30 +22,53 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     case invalidHeader(path: String, detail: String)
     case invalidTensor(path: String, tensor: String, detail: String)
     case unknownDType(path: String, tensor: String, dtype: String)
-    case offsetsOutOfRange(path: String, tensor: String, begin: Int, end: Int, bufferSize: Int)
     case overlapping(path: String, tensor: String, other: String)
     case sizeMismatch(path: String, tensor: String, expectedBytes: Int, actualBytes: Int)
     case missingTensor(path: String, tensor: String)
     case wrongDType(path: String, tensor: String, expected: String, actual: String)
     case wrongShape(path: String, tensor: String, expected: [Int], actual: [Int])
 
-    public var description: String {
-        let fix = "The file is damaged or was not written as safetensors; write it again with the command that made it."
+    /// The tensor the problem is in, if it is in one.
+    public var tensor: String? {
         switch self {
-        case let .truncated(p, d): return "\(p): truncated safetensors file: \(d). \(fix)"
-        case let .invalidHeader(p, d): return "\(p): invalid safetensors header: \(d). \(fix)"
-        case let .invalidTensor(p, t, d): return "\(p): tensor '\(t)': \(d). \(fix)"
-        case let .unknownDType(p, t, d):
-            return "\(p): tensor '\(t)': unknown dtype '\(d)' (known: \(SafetensorsDType.allCases.map(\.rawValue).joined(separator: ", ")))."
-        case let .offsetsOutOfRange(p, t, b, e, s):
-            return "\(p): tensor '\(t)': data_offsets [\(b), \(e)] lie outside the \(s)-byte data buffer. \(fix)"
-        case let .overlapping(p, t, o): return "\(p): tensors '\(t)' and '\(o)' overlap in the data buffer. \(fix)"
-        case let .sizeMismatch(p, t, x, a):
-            return "\(p): tensor '\(t)': dtype and shape need \(x) bytes but data_offsets span \(a). \(fix)"
-        case let .missingTensor(p, t): return "\(p): no tensor named '\(t)'. Is this the right file for this model version?"
-        case let .wrongDType(p, t, x, a): return "\(p): tensor '\(t)' has dtype \(a), expected \(x)."
-        case let .wrongShape(p, t, x, a): return "\(p): tensor '\(t)' has shape \(a), expected \(x)."
+        case .truncated, .invalidHeader: return nil
+        case let .invalidTensor(_, t, _), let .unknownDType(_, t, _), let .overlapping(_, t, _),
+             let .sizeMismatch(_, t, _, _), let .missingTensor(_, t), let .wrongDType(_, t, _, _), let .wrongShape(_, t, _, _):
+            return t
         }
+    }
+
+    /// What is wrong, without the file, the tensor or what to do (`InputError(file:safetensors:fix:)` adds those).
+    public var problem: String {
+        switch self {
+        case let .truncated(_, d): return "truncated safetensors file: \(d)"
+        case let .invalidHeader(_, d): return "invalid safetensors header: \(d)"
+        case let .invalidTensor(_, _, d): return d
+        case let .unknownDType(_, _, d): return "unknown dtype '\(d)' (known: \(SafetensorsDType.allCases.map(\.rawValue).joined(separator: ", ")))"
+        case let .overlapping(_, _, o): return "overlaps tensor '\(o)' in the data buffer"
+        case let .sizeMismatch(_, _, x, a): return "dtype and shape need \(x) bytes but data_offsets span \(a)"
+        case .missingTensor: return "no such tensor (is this the right file for this version of miss?)"
+        case let .wrongDType(_, _, x, a): return "has dtype \(a), expected \(x)"
+        case let .wrongShape(_, _, x, a): return "has shape \(a), expected \(x)"
+        }
+    }
+
+    public var path: String {
+        switch self {
+        case let .truncated(p, _), let .invalidHeader(p, _), let .invalidTensor(p, _, _), let .unknownDType(p, _, _),
+             let .overlapping(p, _, _), let .sizeMismatch(p, _, _, _), let .missingTensor(p, _),
+             let .wrongDType(p, _, _, _), let .wrongShape(p, _, _, _):
+            return p
+        }
+    }
+
+    public var description: String {
+        let fix: String
+        switch self {
+        case .missingTensor, .wrongDType, .wrongShape, .unknownDType: fix = "Write it again with the command that made it."
+        default: fix = "The file is damaged or was not written as safetensors; write it again with the command that made it."
+        }
+        return "\(path)\(tensor.map { ", tensor '\($0)'" } ?? ""): \(problem). \(fix)"
     }
 }
 
@@ -99,7 +122,8 @@ public struct SafetensorsFile: Sendable {
         var metadata: [String: String] = [:]
         var tensors: [String: SafetensorsTensorInfo] = [:]
         let bufferSize = file.size - dataStart
-        for (name, value) in object {
+        // In name order, so that a file with several faults always reports the same one.
+        for (name, value) in object.sorted(by: { $0.key < $1.key }) {
             if name == "__metadata__" {
                 guard let m = value as? [String: Any] else {
                     throw SafetensorsError.invalidHeader(path: path, detail: "__metadata__ is not an object")
@@ -112,7 +136,12 @@ public struct SafetensorsFile: Sendable {
                 }
                 continue
             }
-            tensors[name] = try Self.parseTensor(name: name, value, path: path, bufferSize: bufferSize)
+            tensors[name] = try Self.parseTensor(name: name, value, path: path)
+        }
+        // Data that runs past the end of the file: a file cut short (the usual way) or an offset damaged.
+        if let last = tensors.values.max(by: { ($0.end, $1.name) < ($1.end, $0.name) }), last.end > bufferSize {
+            throw SafetensorsError.truncated(path: path, detail: "its header places tensor '\(last.name)' at data bytes \(last.begin)..<\(last.end), "
+                                             + "but the file holds \(bufferSize) bytes of data (\(last.end - bufferSize) missing)")
         }
         // Non-overlapping: sort by begin and compare neighbours (empty tensors cannot overlap).
         let ordered = tensors.values.filter { $0.end > $0.begin }.sorted { ($0.begin, $0.name) < ($1.begin, $1.name) }
@@ -123,7 +152,7 @@ public struct SafetensorsFile: Sendable {
         self.tensors = tensors
     }
 
-    private static func parseTensor(name: String, _ value: Any, path: String, bufferSize: Int) throws -> SafetensorsTensorInfo {
+    private static func parseTensor(name: String, _ value: Any, path: String) throws -> SafetensorsTensorInfo {
         guard let entry = value as? [String: Any] else {
             throw SafetensorsError.invalidTensor(path: path, tensor: name, detail: "entry is not an object")
         }
@@ -140,8 +169,8 @@ public struct SafetensorsFile: Sendable {
             throw SafetensorsError.invalidTensor(path: path, tensor: name, detail: "field 'data_offsets' is not [begin, end]")
         }
         let (begin, end) = (offsets[0], offsets[1])
-        guard begin >= 0, end >= begin, end <= bufferSize else {
-            throw SafetensorsError.offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end, bufferSize: bufferSize)
+        guard begin >= 0, end >= begin else {
+            throw SafetensorsError.invalidTensor(path: path, tensor: name, detail: "data_offsets [\(begin), \(end)] are not 0 ≤ begin ≤ end")
         }
         let (count, overflow) = shape.reduce((1, false)) { acc, d in
             let (p, o) = acc.0.multipliedReportingOverflow(by: d)

@@ -213,7 +213,7 @@ public struct ItemEmbeddings: Sendable {
         } catch let e as MappedFile.Failure {
             throw InputError(file: path, problem: e.reason, fix: fix)
         } catch let e as SafetensorsError {
-            throw InputError(file: path, problem: e.description, fix: fix)
+            throw InputError(file: path, safetensors: e, fix: fix)
         }
     }
 }

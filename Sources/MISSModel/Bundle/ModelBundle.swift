@@ -184,7 +184,7 @@ public struct ModelBundle {
             bundle.sasrec = sasrec
             return bundle
         } catch let e as SafetensorsError {
-            throw InputError(file: itemsPath.path, problem: e.description, fix: "Retrain with `miss train`")
+            throw InputError(file: itemsPath.path, safetensors: e, fix: "Retrain with `miss train`")
         }
     }
 
@@ -202,7 +202,7 @@ public struct ModelBundle {
                 p.value = m
             }
         } catch let e as SafetensorsError {
-            throw InputError(file: url.path, problem: e.description, fix: "Retrain with `miss train`")
+            throw InputError(file: url.path, safetensors: e, fix: "Retrain with `miss train`")
         }
     }
 }

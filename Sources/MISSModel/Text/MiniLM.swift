@@ -60,7 +60,7 @@ public struct MiniLM {
                              attentionNorm: try norm("\(p).attention.output.LayerNorm"), outputNorm: try norm("\(p).output.LayerNorm"))
             }
         } catch let e as SafetensorsError {
-            throw InputError(file: weightsPath, problem: e.description, fix: "Run `bash scripts/fetch-minilm.sh` again")
+            throw InputError(file: weightsPath, safetensors: e, fix: "Run `bash scripts/fetch-minilm.sh` again")
         }
     }
 

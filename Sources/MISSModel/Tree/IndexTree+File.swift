@@ -33,7 +33,7 @@ extension IndexTree {
         do { f = try SafetensorsFile(path: path) } catch let e as MappedFile.Failure {
             throw InputError(file: path, problem: e.reason, fix: fix)
         } catch let e as SafetensorsError {
-            throw InputError(file: path, problem: e.description, fix: fix)
+            throw InputError(file: path, safetensors: e, fix: fix)
         }
         guard f.metadata["format"] == fileFormat else {
             throw InputError(file: path, location: "__metadata__.format",
@@ -54,7 +54,7 @@ extension IndexTree {
                 leafStart: try f.int32s("leaf_start"), leafEnd: try f.int32s("leaf_end"),
                 leafItems: try f.int32s("leaf_items"), nodeEmbeddings: try f.matrix("node_embeddings"))
         } catch let e as SafetensorsError {
-            throw InputError(file: path, problem: e.description, fix: fix)
+            throw InputError(file: path, safetensors: e, fix: fix)
         }
         try tree.validate(source: path)
         if let expectedItems, expectedItems != tree.itemCount {
