@@ -123,8 +123,75 @@ public struct UserTrace: Sendable {
     public var seconds: Double
     public var beamSize: Int
 
+    /// Every held-out target's way through the beam search, retrieved ones first (`TargetFate.fates`).
+    public var fates: [TargetFate] = []
+
     public var coStart: Int { historyLength - coItems.count }
     public var mmStart: Int { historyLength - mmItems.count }
+}
+
+/// Where one held-out target left the beam search: the deepest level at which its ancestor was scored, that
+/// ancestor's place among the level's candidates and its score against the beam's lowest kept score. A target
+/// whose ancestor was kept at every level down to the leaves is retrieved (its leaf is in the final top-K).
+public struct TargetFate: Equatable, Sendable, Codable {
+    public var item: Int32
+    /// The last level its ancestor was scored at: where it was pruned, or the leaf level when retrieved.
+    public var level: Int
+    /// Its ancestor at `level` (the target's own leaf at the leaf level).
+    public var node: Int
+    /// That node's place among the level's candidates, best mean score first (the Beam view's "#"), 1-based.
+    public var rank: Int
+    public var candidates: Int
+    public var kept: Int
+    /// Its mean score, and the lowest mean score the level kept (the beam's cut-off).
+    public var score: Float
+    public var cutoff: Float
+    /// Its rank in the final top-K (1-based) when retrieved.
+    public var retrievedRank: Int?
+
+    public var retrieved: Bool { retrievedRank != nil }
+
+    public init(item: Int32, level: Int, node: Int, rank: Int, candidates: Int, kept: Int, score: Float, cutoff: Float, retrievedRank: Int?) {
+        self.item = item; self.level = level; self.node = node; self.rank = rank; self.candidates = candidates
+        self.kept = kept; self.score = score; self.cutoff = cutoff; self.retrievedRank = retrievedRank
+    }
+
+    /// The fates of `targets` (item ids) in a traced search: `levels` are the Beam view's levels (1 … leaf level,
+    /// candidates best first), `retrieved` the final top-K, `leaf(item)` a target's leaf node and
+    /// `ancestor(node, level)` its ancestor at a level. Each target's path is followed from level 1 while its
+    /// ancestor is kept; level 1's candidates are all the root's children, and every deeper level's are all
+    /// the children of the previous level's kept nodes, so each kept ancestor's child is a candidate.
+    /// Order: retrieved by final rank, then the lost ones from the deepest level up, closest to the cut-off first.
+    public static func fates(levels: [LevelView], retrieved: [RetrievedItem], targets: Set<Int32>,
+                             leaf: (Int32) -> Int, ancestor: (Int, Int) -> Int) -> [TargetFate] {
+        guard !levels.isEmpty else { return [] }
+        let places = levels.map { lv in Dictionary(uniqueKeysWithValues: lv.candidates.enumerated().map { ($1.node, $0) }) }
+        let cutoffs = levels.map { lv in lv.candidates.filter(\.kept).map(\.mean).min() ?? .nan }
+        let finalRank = Dictionary(retrieved.enumerated().map { ($1.item, $0 + 1) }, uniquingKeysWith: min)
+        var out: [TargetFate] = []
+        for item in targets {
+            let leafNode = leaf(item)
+            var fate: TargetFate?
+            for (i, lv) in levels.enumerated() {
+                let node = ancestor(leafNode, lv.level)
+                guard let place = places[i][node] else { break }
+                let row = lv.candidates[place]
+                fate = TargetFate(item: item, level: lv.level, node: node, rank: place + 1, candidates: lv.candidates.count,
+                                  kept: lv.keptCount, score: row.mean, cutoff: cutoffs[i],
+                                  retrievedRank: i == levels.count - 1 && row.kept ? finalRank[item] : nil)
+                if !row.kept { break }
+            }
+            if let fate { out.append(fate) }
+        }
+        return out.sorted { a, b in
+            switch (a.retrievedRank, b.retrievedRank) {
+            case let (x?, y?): return x < y
+            case (.some, nil): return true
+            case (nil, .some): return false
+            case (nil, nil): return (-a.level, a.rank, a.item) < (-b.level, b.rank, b.item)
+            }
+        }
+    }
 }
 
 public struct GSUEntry: Equatable, Sendable, Codable {
@@ -373,9 +440,13 @@ public final class ExplorerModel: @unchecked Sendable {
             levels.append(LevelView(level: t.level, candidates: rows, keptCount: t.kept.filter { $0 }.count, hierarchicalRecall: h))
         }
         let retrieved = zip(r.items, r.scores).map { RetrievedItem(item: $0, score: $1, hit: targets.contains($0)) }
+        let fates = TargetFate.fates(levels: levels, retrieved: retrieved, targets: targets,
+                                     leaf: { tree.leafNode(position: Int(self.leafPositions[Int($0)])) },
+                                     ancestor: { tree.ancestor(of: $0, atLevel: $1) })
         return UserTrace(user: user, historyLength: items.count, targets: targets, levels: levels, retrieved: retrieved,
                          recall: targets.isEmpty ? nil : RetrievalMetrics.recall(retrieved: r.items, targets: targets),
-                         result: r, coItems: ctx.coItems, mmItems: ctx.mmItems, seconds: Date().timeIntervalSince(t0), beamSize: beamSize)
+                         result: r, coItems: ctx.coItems, mmItems: ctx.mmItems, seconds: Date().timeIntervalSince(t0), beamSize: beamSize,
+                         fates: fates)
     }
 
     /// Both GSUs for one user with a chosen item's leaf node as the query (the estimator's own forward pass).

@@ -53,6 +53,8 @@ public struct ExplorerState: Sendable {
     public var level = 1
     public var candidateCursor = 0
     public var gsuCursor = 0
+    /// The Targets view's row (into the trace's `fates`).
+    public var targetCursor = 0
     public var aggregates: LoadState<Aggregates> = .idle
     /// Fig. 5's position axis (`a` in the heatmap view).
     public var heatmapAxis: HeatmapAxis = .shared
@@ -137,6 +139,7 @@ public func reduce(_ state: ExplorerState, _ event: Event) -> ExplorerState {
         s.level = min(max(1, s.level), max(1, t.levels.count))
         s.candidateCursor = node.flatMap { n in s.currentLevel?.candidates.firstIndex { $0.node == n } } ?? 0
         s.gsuCursor = 0
+        s.targetCursor = 0
     case .caseReady(let row, let q):
         if s.trace?.user.index == s.users[row].index { s.caseQuery = q }
     case .aggregatesProgress(let done, let total):
@@ -238,10 +241,18 @@ private func perform(_ s: inout ExplorerState, _ action: Action) {
             show(&s, .beam)
         } else if s.view == .beam {
             if s.selectedCandidate != nil { show(&s, .gsu) } else { s.message = "no node selected" }
+        } else if s.view == .targets {
+            // The level where the target left the beam (or its leaf, when retrieved), its ancestor selected.
+            guard let t = s.trace, s.targetCursor < t.fates.count else { s.message = "no target selected"; return }
+            let f = t.fates[s.targetCursor]
+            s.level = f.level
+            s.candidateCursor = t.levels[f.level - 1].candidates.firstIndex { $0.node == f.node } ?? 0
+            s.gsuCursor = 0
+            show(&s, .beam)
         }
     case .back:
         switch s.view {
-        case .gsu, .caseStudy: show(&s, .beam)
+        case .gsu, .caseStudy, .targets: show(&s, .beam)
         case .beam: show(&s, .users)
         default: show(&s, s.previousView == s.view ? .beam : s.previousView)
         }
@@ -272,7 +283,7 @@ private func show(_ s: inout ExplorerState, _ v: View) {
     if v != s.view { s.previousView = s.view }
     s.view = v
     s.pane = 0
-    if (v == .gsu || v == .caseStudy) && s.trace == nil && s.loadingUser == nil {
+    if (v == .gsu || v == .caseStudy || v == .targets) && s.trace == nil && s.loadingUser == nil {
         s.message = "open a user first (1 Users, Enter)"
     }
     if case .failed = s.aggregates, v == .heatmap || v == .histogram {
@@ -303,6 +314,8 @@ private func move(_ s: inout ExplorerState, by delta: Int) {
     case .gsu:
         let n = s.comparison.map { max($0.co.count, $0.mm.count) } ?? 0
         s.gsuCursor = clamp(s.gsuCursor &+ delta, n)
+    case .targets:
+        s.targetCursor = clamp(s.targetCursor &+ delta, s.trace?.fates.count ?? 0)
     default: break
     }
 }

@@ -32,7 +32,7 @@ public enum Key: Hashable, Sendable {
 
 /// The explorer's views, numbered as on the tab bar.
 public enum View: String, Codable, CaseIterable, Sendable {
-    case users, beam, gsu, heatmap, histogram, caseStudy = "case"
+    case users, beam, gsu, heatmap, histogram, caseStudy = "case", targets
 
     public var title: String {
         switch self {
@@ -42,6 +42,7 @@ public enum View: String, Codable, CaseIterable, Sendable {
         case .heatmap: return "Heatmap"
         case .histogram: return "Histogram"
         case .caseStudy: return "Case"
+        case .targets: return "Targets"
         }
     }
 
@@ -85,25 +86,27 @@ public enum KeyTable {
         KeyBinding(keys: [.char("4")], action: .show(.heatmap), hint: nil, help: "Fig. 5 heatmap by position", views: nil),
         KeyBinding(keys: [.char("5")], action: .show(.histogram), hint: nil, help: "Fig. 6 score histograms", views: nil),
         KeyBinding(keys: [.char("6")], action: .show(.caseStudy), hint: nil, help: "Fig. 7 case study (top-5)", views: nil),
+        KeyBinding(keys: [.char("7")], action: .show(.targets), hint: nil, help: "Where targets left the beam", views: nil),
         KeyBinding(keys: [.tab], action: .nextPane, hint: "pane", help: "Next pane", views: [.beam, .gsu]),
         KeyBinding(keys: [.backTab], action: .previousPane, hint: nil, help: "Previous pane", views: [.beam, .gsu]),
-        KeyBinding(keys: [.up, .char("k")], action: .up, hint: "move", help: "Move up", views: [.users, .beam, .gsu]),
-        KeyBinding(keys: [.down, .char("j")], action: .down, hint: nil, help: "Move down", views: [.users, .beam, .gsu]),
-        KeyBinding(keys: [.pageUp], action: .pageUp, hint: nil, help: "Page up", views: [.users, .beam, .gsu]),
-        KeyBinding(keys: [.pageDown], action: .pageDown, hint: nil, help: "Page down", views: [.users, .beam, .gsu]),
-        KeyBinding(keys: [.home, .char("g")], action: .top, hint: nil, help: "First row", views: [.users, .beam, .gsu]),
-        KeyBinding(keys: [.end, .char("G")], action: .bottom, hint: nil, help: "Last row", views: [.users, .beam, .gsu]),
+        KeyBinding(keys: [.up, .char("k")], action: .up, hint: "move", help: "Move up", views: [.users, .beam, .gsu, .targets]),
+        KeyBinding(keys: [.down, .char("j")], action: .down, hint: nil, help: "Move down", views: [.users, .beam, .gsu, .targets]),
+        KeyBinding(keys: [.pageUp], action: .pageUp, hint: nil, help: "Page up", views: [.users, .beam, .gsu, .targets]),
+        KeyBinding(keys: [.pageDown], action: .pageDown, hint: nil, help: "Page down", views: [.users, .beam, .gsu, .targets]),
+        KeyBinding(keys: [.home, .char("g")], action: .top, hint: nil, help: "First row", views: [.users, .beam, .gsu, .targets]),
+        KeyBinding(keys: [.end, .char("G")], action: .bottom, hint: nil, help: "Last row", views: [.users, .beam, .gsu, .targets]),
         KeyBinding(keys: [.left, .char("h")], action: .levelBack, hint: "level", help: "Level up (towards the root)", views: [.beam, .gsu, .caseStudy]),
         KeyBinding(keys: [.right, .char("l")], action: .levelForward, hint: nil, help: "Level down (follows the node)", views: [.beam, .gsu, .caseStudy]),
-        KeyBinding(keys: [.enter], action: .open, hint: "open", help: "Open the user / node's GSUs", views: [.users, .beam]),
-        KeyBinding(keys: [.escape, .backspace], action: .back, hint: nil, help: "Back to the previous view", views: [.beam, .gsu, .heatmap, .histogram, .caseStudy]),
+        KeyBinding(keys: [.enter], action: .open, hint: "open", help: "Open user / node's GSUs / target's level", views: [.users, .beam, .targets]),
+        KeyBinding(keys: [.escape, .backspace], action: .back, hint: nil, help: "Back to the previous view",
+                   views: [.beam, .gsu, .heatmap, .histogram, .caseStudy, .targets]),
         KeyBinding(keys: [.char("/")], action: .search, hint: "search", help: "Find a user by id", views: [.users]),
         KeyBinding(keys: [.char("i")], action: .chooseItem, hint: "item", help: "Case study: choose an item", views: [.caseStudy]),
-        KeyBinding(keys: [.char("]"), .char("n")], action: .nextUser, hint: "user", help: "Next user", views: [.beam, .gsu, .caseStudy]),
-        KeyBinding(keys: [.char("["), .char("p")], action: .previousUser, hint: nil, help: "Previous user", views: [.beam, .gsu, .caseStudy]),
+        KeyBinding(keys: [.char("]"), .char("n")], action: .nextUser, hint: "user", help: "Next user", views: [.beam, .gsu, .caseStudy, .targets]),
+        KeyBinding(keys: [.char("["), .char("p")], action: .previousUser, hint: nil, help: "Previous user", views: [.beam, .gsu, .caseStudy, .targets]),
         KeyBinding(keys: [.char("a")], action: .heatmapAxis, hint: "axis", help: "Fig. 5 axis: shared/per user", views: [.heatmap]),
         KeyBinding(keys: [.char("s")], action: .histogramScale, hint: "scale", help: "Fig. 6: softmax / × window", views: [.histogram]),
-        KeyBinding(keys: [.char("e")], action: .export, hint: "export", help: "Export snapshot: JSON, MD, SVG", views: [.beam, .gsu, .heatmap, .histogram, .caseStudy]),
+        KeyBinding(keys: [.char("e")], action: .export, hint: "export", help: "Export snapshot: JSON, MD, SVG", views: [.beam, .gsu, .heatmap, .histogram, .caseStudy, .targets]),
         KeyBinding(keys: [.ctrlL], action: .redraw, hint: nil, help: "Redraw the screen", views: nil),
     ]
 
@@ -111,9 +114,9 @@ public enum KeyTable {
         bindings.first { $0.keys.contains(key) && $0.applies(in: view) }?.action
     }
 
-    /// The bottom line's hints for a view: "1-6 views" then every hinted binding that works there.
+    /// The bottom line's hints for a view: "1-7 views" then every hinted binding that works there.
     public static func hints(for view: View) -> [(keys: String, label: String)] {
-        var out: [(String, String)] = [("1-6", "views")]
+        var out: [(String, String)] = [("1-\(View.allCases.count)", "views")]
         for b in bindings where b.applies(in: view) {
             guard let hint = b.hint else { continue }
             // Pair movement keys with their opposite for a compact hint.

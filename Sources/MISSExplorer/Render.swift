@@ -23,6 +23,7 @@ public func render(_ s: ExplorerState) -> Screen {
         case .heatmap: heatmapView(&screen, body, s)
         case .histogram: histogramView(&screen, body, s)
         case .caseStudy: caseView(&screen, body, s)
+        case .targets: targetsView(&screen, body, s)
         }
     }
     statusLine(&screen, s)
@@ -252,6 +253,72 @@ private func pathPane(_ screen: inout Screen, _ b: Body, _ s: ExplorerState, _ t
         let line = Text.right("\(rank + 1)", 3) + (r.hit ? " ✓ " : "   ") + Text.score(r.score) + " " + s.catalog.itemTitles[Int(r.item)]
         screen.put(line, x: b.x + 1, y: y, style: r.hit ? .hit : .normal, maxWidth: w)
         y += 1
+    }
+}
+
+// MARK: - Targets
+
+/// "L3 4 · L9 2": how many targets left the beam at each level, deepest last (only levels that lost some).
+func lostPerLevel(_ fates: [TargetFate]) -> String {
+    var count: [Int: Int] = [:]
+    for f in fates where !f.retrieved { count[f.level, default: 0] += 1 }
+    return count.keys.sorted().map { "L\($0) \(count[$0]!)" }.joined(separator: " · ")
+}
+
+/// One target's fate in words, within `width` columns: where its path left the beam and by how much, or where
+/// it was retrieved.
+func fateSentence(_ f: TargetFate, _ s: ExplorerState, levels: Int, width: Int) -> String {
+    let id = s.catalog.itemIDs[Int(f.item)]
+    let gap = String(format: "%.3f", abs(f.score - f.cutoff))
+    if let r = f.retrievedRank {
+        return Text.either("\(id) retrieved: #\(r) of the final top-\(f.kept), scoring \(Text.score(f.score)); the last of them scored \(Text.score(f.cutoff))",
+                           or: "\(id) retrieved: #\(r) of the final \(f.kept), \(Text.score(f.score)) (last \(Text.score(f.cutoff)))", within: width)
+    }
+    let what = f.level == levels ? "its leaf" : "its ancestor, node \(f.node) (\(s.catalog.nodeLabels[f.node])),"
+    return Text.either("\(id) left the beam at level \(f.level): \(what) ranked #\(f.rank) of \(f.candidates); the beam kept \(f.kept), "
+                       + "down to \(Text.score(f.cutoff)); it scored \(Text.score(f.score)), \(gap) short",
+                       or: "\(id) pruned at L\(f.level): node \(f.node) #\(f.rank) of \(f.candidates), kept \(f.kept) down to "
+                       + "\(Text.score(f.cutoff)); \(Text.score(f.score)) is \(gap) short", within: width)
+}
+
+private func targetsView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) {
+    if placeholder(&screen, body, s) { return }
+    guard let t = s.trace else { return }
+    guard !t.fates.isEmpty else {
+        screen.put("\(t.user.id) is a \(t.user.split == "train" ? "training" : t.user.split) user: no held-out targets to follow.",
+                   x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
+        screen.put("Evaluation users (validation and test, in 1 Users) have them: the second half of their sequence.",
+                   x: 1, y: body.y + 1, maxWidth: s.width - 2)
+        return
+    }
+    let retrieved = t.fates.filter(\.retrieved).count, levels = t.levels.count
+    let summary = "\(t.fates.count) held-out targets · \(retrieved) retrieved in the top \(s.finalK) (beam \(t.beamSize)) · Enter: its level in the Beam view"
+    screen.put(Text.either(summary, or: "\(t.fates.count) targets · \(retrieved) in the top \(s.finalK) (beam \(t.beamSize)) · Enter: its level",
+                           within: s.width - 2), x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
+    let lost = lostPerLevel(t.fates)
+    let left = "Left the beam at: " + (lost.isEmpty ? "none" : lost)
+    screen.put(Text.either(left + " (L\(levels) = leaves scored, not in the top \(s.finalK))", or: left, within: s.width - 2),
+               x: 1, y: body.y + 1, style: .dim, maxWidth: s.width - 2)
+    let fixed = 61
+    let titleWidth = max(8, s.width - fixed - 3)
+    let header = Text.right("#", 4) + "  " + Text.fit("fate", 9) + Text.right("level", 6) + Text.right("rank", 6) + Text.right("of", 5)
+        + Text.right("kept", 5) + Text.right("score", 7) + Text.right("cut-off", 8) + Text.right("gap", 7) + "  " + Text.fit("item", titleWidth)
+    screen.put(header, x: 1, y: body.y + 2, style: .header, maxWidth: s.width - 2)
+    // The list, then the selected target's sentence on the last line (reserved).
+    let rows = body.height - 4
+    let off = scrollOffset(cursor: s.targetCursor, rows: rows, count: t.fates.count)
+    for i in 0..<min(rows, max(0, t.fates.count - off)) {
+        let f = t.fates[off + i]
+        let fate = f.retrievedRank.map { "✓ top \($0)" } ?? "pruned"
+        let line = Text.right("\(off + i + 1)", 4) + "  " + Text.fit(fate, 9) + Text.right("L\(f.level)", 6) + Text.right("\(f.rank)", 6)
+            + Text.right("\(f.candidates)", 5) + Text.right("\(f.kept)", 5) + Text.right(Text.score(f.score), 7)
+            + Text.right(Text.score(f.cutoff), 8) + Text.right(String(format: "%+.3f", f.score - f.cutoff), 7) + "  "
+            + Text.fit("\(s.catalog.itemIDs[Int(f.item)]) \(s.catalog.itemTitles[Int(f.item)])", titleWidth)
+        let selected = off + i == s.targetCursor
+        screen.put(line, x: 1, y: body.y + 3 + i, style: selected ? .selected : f.retrieved ? .hit : .normal, maxWidth: s.width - 2)
+    }
+    if s.targetCursor < t.fates.count {
+        screen.put(fateSentence(t.fates[s.targetCursor], s, levels: levels, width: s.width - 2), x: 1, y: body.bottom - 1, style: .bold, maxWidth: s.width - 2)
     }
 }
 
