@@ -45,19 +45,12 @@ public struct Snapshot: Codable, Equatable, Sendable {
         public var hit: Bool
     }
 
-    /// A held-out target's fate (`TargetFate`), with its item's id and title and its node's label.
+    /// A held-out target's fate, with its item's id and title and the label of the node where it left the beam.
     public struct Target: Codable, Equatable, Sendable {
         public var item: String
         public var title: String
-        public var level: Int
-        public var node: Int
         public var label: String
-        public var rank: Int
-        public var candidates: Int
-        public var kept: Int
-        public var score: Float
-        public var cutoff: Float
-        public var retrievedRank: Int?
+        public var fate: TargetFate
     }
 
     public var format: String
@@ -146,8 +139,7 @@ public struct Snapshot: Codable, Equatable, Sendable {
         heatmapAxis = s.heatmapAxis
         histogramScale = s.histogramScale
         targetFates = t.fates.map { f in
-            Target(item: cat.itemIDs[Int(f.item)], title: cat.itemTitles[Int(f.item)], level: f.level, node: f.node, label: cat.nodeLabels[f.node],
-                   rank: f.rank, candidates: f.candidates, kept: f.kept, score: f.score, cutoff: f.cutoff, retrievedRank: f.retrievedRank)
+            Target(item: cat.itemIDs[Int(f.item)], title: cat.itemTitles[Int(f.item)], label: cat.nodeLabels[f.node], fate: f)
         }
     }
 
@@ -245,17 +237,18 @@ public enum Exporter {
         md += "\n\n| # | item | title | score | hit |\n|---|---|---|---|---|\n"
         for r in s.retrieved { md += "| \(r.rank) | \(cell(r.item)) | \(cell(r.title)) | \(f(r.score)) | \(r.hit ? "✓" : "") |\n" }
         if let fates = s.targetFates, !fates.isEmpty {
-            let retrieved = fates.filter { $0.retrievedRank != nil }.count
+            let retrieved = fates.filter(\.fate.retrieved).count
             var lost: [Int: Int] = [:]
-            for t in fates where t.retrievedRank == nil { lost[t.level, default: 0] += 1 }
+            for t in fates where !t.fate.retrieved { lost[t.fate.level, default: 0] += 1 }
             md += "\n## Held-out targets: where each left the beam\n\n\(fates.count) targets, \(retrieved) retrieved in the top \(s.finalK). "
             md += "Left the beam at: " + (lost.isEmpty ? "none" : lost.keys.sorted().map { "level \($0): \(lost[$0]!)" }.joined(separator: ", "))
             md += " (level \(s.levels) = the leaves: scored, not in the top \(s.finalK)). For each target: the last level its ancestor was scored at, "
             md += "that node's rank among the level's candidates (best first), how many the beam kept, its mean score and the lowest kept one.\n\n"
             md += "| # | item | title | fate | level | node | rank | of | kept | score | cut-off |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
             for (i, t) in fates.enumerated() {
-                md += "| \(i + 1) | \(cell(t.item)) | \(cell(t.title)) | \(t.retrievedRank.map { "retrieved #\($0)" } ?? "pruned") | \(t.level) | "
-                    + "\(t.node) | \(t.rank) | \(t.candidates) | \(t.kept) | \(f(t.score)) | \(f(t.cutoff)) |\n"
+                let x = t.fate
+                md += "| \(i + 1) | \(cell(t.item)) | \(cell(t.title)) | \(x.retrievedRank.map { "retrieved #\($0)" } ?? "pruned") | \(x.level) | "
+                    + "\(x.node) (\(cell(t.label))) | \(x.rank) | \(x.candidates) | \(x.kept) | \(f(x.score)) | \(f(x.cutoff)) |\n"
             }
         }
         if let a = s.aggregates {

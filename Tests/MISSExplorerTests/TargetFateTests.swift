@@ -96,7 +96,7 @@ import MISSModel
         let snap = try #require(Snapshot(state: s, bundle: "b", data: "d"))
         let fates = try #require(snap.targetFates)
         #expect(fates.map(\.item) == s.trace!.fates.map { s.catalog.itemIDs[Int($0.item)] })
-        #expect(fates.map(\.level) == s.trace!.fates.map(\.level) && snap.view == "targets")
+        #expect(fates.map(\.fate) == s.trace!.fates && snap.view == "targets")
         let md = Exporter.markdown(snap)
         #expect(md.contains("## Held-out targets: where each left the beam") && md.contains("| \(fates[0].item) |"))
         // A snapshot written before the fates existed still reads.
