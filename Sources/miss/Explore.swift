@@ -250,7 +250,9 @@ struct Export: ParsableCommand {
             bar.finish()
             state = reduce(state, .aggregatesReady(a))
             let files = try Exporter.write(state: state, bundle: model.bundlePath, data: model.dataPath, to: outURL)
-            print("wrote \(out): \(files.joined(separator: ", ")) (user \(user), level \(lv) of \(levels), node \(state.selectedCandidate?.node ?? -1), beam search \(String(format: "%.0f", trace.seconds * 1000)) ms)")
+            let targets = trace.fates.isEmpty ? "no held-out targets" : "\(trace.fates.count) targets, \(trace.fates.filter(\.retrieved).count) retrieved"
+            print("wrote \(out): \(files.joined(separator: ", ")) (user \(user), level \(lv) of \(levels), node \(state.selectedCandidate?.node ?? -1), "
+                  + "\(targets), beam search \(String(format: "%.0f", trace.seconds * 1000)) ms)")
         }
     }
 }
