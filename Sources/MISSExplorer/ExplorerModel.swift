@@ -461,6 +461,22 @@ public final class ExplorerModel: @unchecked Sendable {
                                                                coItems: ctx.coItems, mmItems: ctx.mmItems, historyLength: items.count))
     }
 
+    /// Recall@finalK of every evaluation user with targets (validation and test; by row), from the same beam search
+    /// the Beam view runs (history excluded) without its trace. `progress(done, total)` after each user.
+    public func recalls(beamSize: Int, finalK: Int, progress: ((Int, Int) -> Void)? = nil) -> [Int: Double] {
+        let rows = users.indices.filter { users[$0].split != "train" && users[$0].targets > 0 }
+        var out: [Int: Double] = [:]
+        for (n, row) in rows.enumerated() {
+            progress?(n, rows.count)
+            let items = Array(dataset.behaviourItems[history(of: users[row].index)])
+            let r = BeamSearch.run(estimator: bundle.estimator, tree: bundle.tree, context: bundle.estimator.context(history: items[...]),
+                                   config: .init(beamSize: beamSize, finalK: finalK), exclude: Set(items))
+            out[row] = RetrievalMetrics.recall(retrieved: r.items, targets: targets(of: users[row].index))
+        }
+        progress?(rows.count, rows.count)
+        return out
+    }
+
     /// Evaluation users the aggregates use: test users with at least one target, in id order.
     public var aggregateUsers: [Int] { users.filter { $0.split == "test" && $0.targets > 0 }.map(\.index) }
 

@@ -3,6 +3,8 @@ public enum Command: Equatable, Sendable {
     case loadUser(Int)
     case caseQuery(row: Int, item: Int32)
     case computeAggregates
+    /// Every evaluation user's Recall@K (the Users view's column), at the state's beam size and K.
+    case computeRecalls
     case export
 }
 
@@ -27,8 +29,17 @@ public enum Event: Sendable {
     case caseReady(row: Int, CaseQuery)
     case aggregatesProgress(done: Int, total: Int)
     case aggregatesReady(Aggregates)
+    case recallsProgress(done: Int, total: Int)
+    case recallsReady([Int: Double])
     case exported(String)
     case failed(String)
+}
+
+/// The Users view's order: by id, or by the user's Recall@K (evaluation users first, worst or best first).
+public enum UserOrder: String, Codable, Sendable, CaseIterable {
+    case id, worstRecall = "worst recall", bestRecall = "best recall"
+
+    var next: UserOrder { UserOrder.allCases[(UserOrder.allCases.firstIndex(of: self)! + 1) % UserOrder.allCases.count] }
 }
 
 /// Everything on screen, as a value. `reduce` is the only way it changes; `render` only reads it.
@@ -56,6 +67,9 @@ public struct ExplorerState: Sendable {
     /// The Targets view's row (into the trace's `fates`).
     public var targetCursor = 0
     public var aggregates: LoadState<Aggregates> = .idle
+    /// Recall@K per evaluation user (by row), computed in the background.
+    public var recalls: LoadState<[Int: Double]> = .idle
+    public var userOrder: UserOrder = .id
     /// Fig. 5's position axis (`a` in the heatmap view).
     public var heatmapAxis: HeatmapAxis = .shared
     /// Fig. 6's scores (`s` in the histogram view).
@@ -83,7 +97,7 @@ public struct ExplorerState: Sendable {
     public static func initial(catalog: Catalog, users: [UserRow], colorMode: ColorMode, row: Int?, view: View = .beam,
                                beamSize: Int = 100, finalK: Int = 50) -> ExplorerState {
         var s = ExplorerState(catalog: catalog, users: users, colorMode: colorMode, beamSize: beamSize, finalK: finalK)
-        s.pending = [.computeAggregates]
+        s.pending = [.computeAggregates, .computeRecalls]
         if let row {
             s.userCursor = row
             s.loadingUser = row
@@ -110,6 +124,16 @@ public struct ExplorerState: Sendable {
     public var comparison: GSUComparison? {
         guard let t = trace, let c = selectedCandidate else { return nil }
         return t.comparison(level: level, candidate: c)
+    }
+
+    /// The Users view's rows in `userOrder`: by recall, the evaluation users whose recall is known (ties by row),
+    /// then everyone else by row.
+    public var userDisplayOrder: [Int] {
+        guard userOrder != .id, let r = recalls.value else { return Array(users.indices) }
+        let known = r.keys.sorted { a, b in
+            r[a]! != r[b]! ? (userOrder == .worstRecall ? r[a]! < r[b]! : r[a]! > r[b]!) : a < b
+        }
+        return known + users.indices.filter { r[$0] == nil }
     }
 
     /// Rows the body has for lists (the views' common layout: title, tabs, a header, the status line).
@@ -146,6 +170,10 @@ public func reduce(_ state: ExplorerState, _ event: Event) -> ExplorerState {
         s.aggregates = .running(done: done, total: total)
     case .aggregatesReady(let a):
         s.aggregates = .ready(a)
+    case .recallsProgress(let done, let total):
+        s.recalls = .running(done: done, total: total)
+    case .recallsReady(let r):
+        s.recalls = .ready(r)
     case .exported(let path):
         s.message = "exported \(path)"
     case .failed(let why):
@@ -272,6 +300,12 @@ private func perform(_ s: inout ExplorerState, _ action: Action) {
         s.heatmapAxis = s.heatmapAxis == .shared ? .ownWindow : .shared
     case .histogramScale:
         s.histogramScale = s.histogramScale == .softmax ? .timesWindow : .softmax
+    case .userOrder:
+        switch s.recalls {
+        case .ready: s.userOrder = s.userOrder.next
+        case .running(let done, let total): s.message = "recall is still being computed (\(done)/\(total) users): order by id until then"
+        case .idle, .failed: s.message = "no recall computed: order by id"
+        }
     case .export:
         if s.trace == nil { s.message = "nothing to export yet: open a user first" }
         else if s.loadingUser != nil { s.message = "wait until the user's beam search is loaded, then export" }
@@ -302,7 +336,11 @@ private func load(_ s: inout ExplorerState, row: Int) {
 private func move(_ s: inout ExplorerState, by delta: Int) {
     func clamp(_ v: Int, _ n: Int) -> Int { n == 0 ? 0 : min(max(0, v), n - 1) }
     switch s.view {
-    case .users: s.userCursor = clamp(s.userCursor &+ delta, s.users.count)
+    case .users:
+        // Along the view's order: the cursor is a row, its place in the order moves.
+        let order = s.userDisplayOrder
+        let at = order.firstIndex(of: s.userCursor) ?? 0
+        if !order.isEmpty { s.userCursor = order[clamp(at &+ delta, order.count)] }
     case .beam:
         if s.pane == 0 {
             s.candidateCursor = clamp(s.candidateCursor &+ delta, s.currentLevel?.candidates.count ?? 0)

@@ -58,7 +58,7 @@ public enum Action: Hashable, Sendable {
     case search, chooseItem
     case nextUser, previousUser
     case export
-    case heatmapAxis, histogramScale
+    case heatmapAxis, histogramScale, userOrder
 }
 
 /// One row of the key table: it drives dispatch, the help screen and the bottom line.
@@ -101,6 +101,7 @@ public enum KeyTable {
         KeyBinding(keys: [.escape, .backspace], action: .back, hint: nil, help: "Back to the previous view",
                    views: [.beam, .gsu, .heatmap, .histogram, .caseStudy, .targets]),
         KeyBinding(keys: [.char("/")], action: .search, hint: "search", help: "Find a user by id", views: [.users]),
+        KeyBinding(keys: [.char("o")], action: .userOrder, hint: "order", help: "Order users by id or recall", views: [.users]),
         KeyBinding(keys: [.char("i")], action: .chooseItem, hint: "item", help: "Case study: choose an item", views: [.caseStudy]),
         KeyBinding(keys: [.char("]"), .char("n")], action: .nextUser, hint: "user", help: "Next user", views: [.beam, .gsu, .caseStudy, .targets]),
         KeyBinding(keys: [.char("["), .char("p")], action: .previousUser, hint: nil, help: "Previous user", views: [.beam, .gsu, .caseStudy, .targets]),

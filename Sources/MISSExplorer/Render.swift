@@ -142,21 +142,36 @@ func scrollOffset(cursor: Int, rows: Int, count: Int) -> Int {
 
 private func usersView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) {
     let test = s.users.filter { $0.split == "test" }.count, valid = s.users.filter { $0.split == "valid" }.count
-    screen.put("\(s.users.count) users · \(test) test · \(valid) validation · targets: held-out second half",
+    let recall: String, short: String
+    switch s.recalls {
+    case .ready(let r):
+        recall = "Recall@\(s.finalK) of \(r.count) evaluation users (beam \(s.beamSize)) · order: \(s.userOrder.rawValue) (o)"
+        short = "R@\(s.finalK) (beam \(s.beamSize)) · order: \(s.userOrder.rawValue) (o)"
+    case .running(let d, let n): recall = "Recall@\(s.finalK): computing \(d)/\(n) users…"; short = "R@\(s.finalK): \(d)/\(n)…"
+    case .failed: recall = "Recall@\(s.finalK): failed"; short = recall
+    case .idle: recall = "Recall@\(s.finalK): not computed"; short = recall
+    }
+    screen.put(Text.either("\(s.users.count) users · \(test) test · \(valid) validation · targets: held-out second half · " + recall,
+                           or: "\(s.users.count) users · \(test) test · \(valid) valid · " + short, within: s.width - 2),
                x: 1, y: body.y, style: .dim, maxWidth: s.width - 2)
     let idWidth = max(10, min(24, s.users.map { Screen.columns($0.id) }.max() ?? 10))
-    let header = Text.fit("user", idWidth) + "  split  " + Text.right("length", 8) + "  " + Text.right("targets", 8) + "  sequence"
+    let header = Text.fit("user", idWidth) + "  split  " + Text.right("length", 8) + "  " + Text.right("targets", 8)
+        + Text.right("R@\(s.finalK)", 7) + "  sequence"
     screen.put(header, x: 2, y: body.y + 1, style: .header)
     let rows = body.height - 2
-    let off = scrollOffset(cursor: s.userCursor, rows: rows, count: s.users.count)
+    let order = s.userDisplayOrder
+    let cursor = order.firstIndex(of: s.userCursor) ?? 0
+    let off = scrollOffset(cursor: cursor, rows: rows, count: order.count)
     let maxLen = s.users.map(\.length).max() ?? 1
     let barWidth = max(0, s.width - Screen.columns(header) - 6)
-    for i in 0..<min(rows, max(0, s.users.count - off)) {
-        let u = s.users[off + i]
+    let recalls = s.recalls.value
+    for i in 0..<min(rows, max(0, order.count - off)) {
+        let u = s.users[order[off + i]]
         let y = body.y + 2 + i
+        let r = u.split == "train" || u.targets == 0 ? "–" : recalls.map { $0[u.index].map { String(format: "%.3f", $0) } ?? "–" } ?? "…"
         let line = Text.fit(u.id, idWidth) + "  " + Text.fit(u.split, 5) + "  " + Text.right("\(u.length)", 8) + "  "
-            + Text.right(u.split == "train" ? "–" : "\(u.targets)", 8) + "  "
-        let selected = off + i == s.userCursor
+            + Text.right(u.split == "train" ? "–" : "\(u.targets)", 8) + Text.right(r, 7) + "  "
+        let selected = off + i == cursor
         let open = s.trace?.user.index == u.index
         screen.put((open ? "▸" : " ") + line, x: 1, y: y, style: selected ? .selected : .normal)
         let filled = Int((Double(u.length) / Double(maxLen) * Double(barWidth)).rounded(.up))

@@ -154,6 +154,12 @@ final class ExplorerDriver: @unchecked Sendable {
                 let a = model.aggregates { done, total in self.post(.aggregatesProgress(done: done, total: total)) }
                 post(.aggregatesReady(a))
             }
+        case .computeRecalls:
+            let (beam, k) = (state.beamSize, state.finalK)
+            aggregateQueue.async { [self] in
+                let r = model.recalls(beamSize: beam, finalK: k) { done, total in self.post(.recallsProgress(done: done, total: total)) }
+                post(.recallsReady(r))
+            }
         case .export:
             do {
                 let t = state.trace!

@@ -63,6 +63,7 @@ import MISSExplorer
                 case .chooseItem: #expect(t.itemInput == "", "\(what)")
                 case .heatmapAxis: #expect(t.heatmapAxis == .ownWindow, "\(what)")
                 case .histogramScale: #expect(t.histogramScale == .timesWindow, "\(what)")
+                case .userOrder: #expect(t.userOrder == .worstRecall, "\(what)")
                 }
             }
         }
@@ -81,6 +82,39 @@ import MISSExplorer
         s.level = s.levelCount
         s = press(s, .right)
         #expect(s.level == s.levelCount && s.message!.contains("leaf level"))
+    }
+
+    /// `o` orders the Users view by each evaluation user's Recall@K, worst first, then best first, then by id;
+    /// the cursor stays on its user and moves along the order shown.
+    @Test func usersOrderByRecallAndTheCursorFollowsTheOrder() throws {
+        var s = Fixture.state(width: 120, height: 40, view: .users)
+        let r = try #require(s.recalls.value)
+        #expect(r.count == s.users.filter { $0.split != "train" && $0.targets > 0 }.count && !r.isEmpty)
+        s.userCursor = 0
+        s = press(s, .char("o"))
+        #expect(s.userOrder == .worstRecall)
+        let worst = s.userDisplayOrder
+        #expect(worst.count == s.users.count && Set(worst) == Set(s.users.indices))
+        let ranked = worst.prefix(r.count).map { r[$0]! }
+        #expect(ranked == ranked.sorted() && Set(worst.prefix(r.count)) == Set(r.keys))
+        // The cursor moves along the order: to the first row shown, then to the second.
+        s = press(s, .home)
+        #expect(s.userCursor == worst[0])
+        s = press(s, .down)
+        #expect(s.userCursor == worst[1])
+        let text = render(s).text
+        #expect(text.contains("order: worst recall (o)") && text.contains("R@10"))
+        s = press(s, .char("o"))
+        #expect(s.userOrder == .bestRecall && s.userDisplayOrder.prefix(r.count).map { r[$0]! } == ranked.reversed())
+        s = press(s, .char("o"))
+        #expect(s.userOrder == .id && s.userDisplayOrder == Array(s.users.indices))
+        // Before the recalls are in, `o` says why it does nothing.
+        s.recalls = .running(done: 3, total: 9)
+        s = press(s, .char("o"))
+        #expect(s.userOrder == .id && s.message?.contains("3/9") == true)
+        // The column's recall is the trace's own.
+        let row = Fixture.row
+        #expect(r[row] == Fixture.trace().recall)
     }
 
     @Test func searchJumpsToAUserAndReportsMisses() {
