@@ -115,7 +115,7 @@ struct Train: ParsableCommand {
             bar.finish()
             if let best = outcome.best {
                 print(String(format: "validation (%d users, mean H@hRecall@%d over levels) by step: %@; best %.4f at step %d (Recall@%d %.4f)%@",
-                             min(validationUsers, split.validation.count), validationK, outcome.history.joined(separator: " "), best.score, best.step,
+                             min(validationUsers, split.validation.count), validationK, outcome.history.map(\.short).joined(separator: " "), best.score, best.step,
                              validationK, best.recall, outcome.stepsRun < steps ? "; stopped early at step \(outcome.stepsRun)" : ""))
             }
             var final = bundle(outcome.estimator, outcome.trainingMetrics)

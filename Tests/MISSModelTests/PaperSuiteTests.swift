@@ -52,9 +52,12 @@ import MISSModel
         #expect(PaperSuite.stepsCell(tdm) == "3/3, 3/3" && PaperSuite.stepsCell(pop) == "–")
         #expect(md.contains("| 3/3, 3/3 |\n") && md.contains("| – | – |\n"))
         for (seed, history) in sasrec.validation.enumerated() {
-            let steps = history.map { Int($0.split(separator: ":")[0])! }
+            let steps = history.map(\.step)
             #expect(!steps.isEmpty && steps.allSatisfy { $0 % o.sasrec.evalEvery == 0 || $0 == o.sasrec.steps })
             #expect(steps.last == sasrec.stepsRun[seed] && steps.contains(sasrec.bestStep[seed]))
+            // The scores are the exact ones: the best step's is the first maximum (later ties do not replace it).
+            let best = history.map(\.score).max()!
+            #expect(history.first { $0.score == best }!.step == sasrec.bestStep[seed])
         }
     }
 }

@@ -204,8 +204,8 @@ public enum SASRecTraining {
         public var trainSeconds: Double
         /// Best validation Recall@K and its step.
         public var best: (recall: Double, step: Int)?
-        /// "step:recall" per validation.
-        public var history: [String] = []
+        /// Every validation (its Recall@K) in order.
+        public var history: [Validation] = []
         public var samplesPerSecond: Double { Double(samples) / max(1e-9, trainSeconds) }
     }
 
@@ -225,7 +225,7 @@ public enum SASRecTraining {
         let parameters = model.parameters
         var stopping = EarlyStopping(patience: options.patience)
         var samples = 0, stepsRun = 0, lastLoss = 0.0, trainSeconds = 0.0
-        var history: [String] = []
+        var history: [Validation] = []
         for step in 1...max(1, options.steps) {
             let t0 = Date()
             model.zeroGrad()
@@ -246,7 +246,7 @@ public enum SASRecTraining {
             progress?(step, lastLoss)
             guard options.evalEvery > 0, !validation.isEmpty, step % options.evalEvery == 0 || step == options.steps else { continue }
             let recall = Evaluation.evaluate(sasrec: model, dataset: dataset, users: validation, k: options.validationK).recall
-            history.append(String(format: "%d:%.3f", step, recall))
+            history.append(Validation(step: step, score: recall))
             if stopping.record(score: recall, step: step, parameters: parameters).stop { break }
         }
         stopping.restoreBest(into: parameters)

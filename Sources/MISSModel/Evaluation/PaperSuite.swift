@@ -41,9 +41,9 @@ public enum PaperSuite {
         public var samplesPerSecond: [Double]
         public var bestStep: [Int]
         /// Per seed: the steps the model trained (fewer than the budget when early stopping ended it) and its
-        /// validations as "step:score" (empty for popularity).
+        /// validations, exact (empty for popularity).
         public var stepsRun: [Int]
-        public var validation: [[String]]
+        public var validation: [[Validation]]
     }
 
     public struct Result: Codable, Sendable {
@@ -84,7 +84,7 @@ public enum PaperSuite {
         }
         var rows: [String: Row] = [:]
         var order: [String] = []
-        typealias Cost = (seconds: Double, samplesPerSecond: Double, bestStep: Int, stepsRun: Int, validation: [String])
+        typealias Cost = (seconds: Double, samplesPerSecond: Double, bestStep: Int, stepsRun: Int, validation: [Validation])
         func cost(_ o: ModelTraining.Outcome) -> Cost {
             (o.trainSeconds, o.samplesPerSecond, o.best?.step ?? o.stepsRun, o.stepsRun, o.history)
         }

@@ -1,5 +1,15 @@
 import MISSCore
 
+/// One validation: its step and score (exact, for the record; printed rounded).
+public struct Validation: Codable, Equatable, Sendable {
+    public var step: Int
+    public var score: Double
+    public init(step: Int, score: Double) { self.step = step; self.score = score }
+
+    /// "step:score" with the score to 3 decimals, as training prints it.
+    public var short: String { String(format: "%d:%.3f", step, score) }
+}
+
 /// Best weights by validation score, and when to stop: what the tree models' training (`ModelTraining`) and
 /// SASRec's (`SASRecTraining`) both do after every validation.
 struct EarlyStopping {

@@ -26,8 +26,8 @@ public enum ModelTraining {
         public var validationSeconds: Double
         /// Best validation score (mean H@hRecall@K over levels), its Recall@K and step.
         public var best: (score: Double, recall: Double, step: Int)?
-        /// "step:score" per validation.
-        public var history: [String]
+        /// Every validation in order.
+        public var history: [Validation]
 
         public var samplesPerSecond: Double { Double(samples) / max(1e-9, trainSeconds) }
 
@@ -53,7 +53,7 @@ public enum ModelTraining {
         var bestRecall = 0.0
         var stepsRun = 0, samples = 0
         var lastLoss = 0.0, trainSeconds = 0.0, validationSeconds = 0.0
-        var history: [String] = []
+        var history: [Validation] = []
         var lastTick = Date()
         let steps = options.trainer.steps
         try LevelwiseTrainer(dataset: dataset, tree: tree, users: split.train).train(estimator, config: options.trainer, progress: { r in
@@ -69,7 +69,7 @@ public enum ModelTraining {
             let report = Evaluation.evaluate(estimator: estimator, tree: tree, dataset: dataset, users: validation,
                                              k: options.validationK, beamSize: options.validationK)
             let score = Evaluation.meanOverLevels(report.hierarchicalRecall)
-            history.append(String(format: "%d:%.3f", r.step, score))
+            history.append(Validation(step: r.step, score: score))
             let (improved, stop) = stopping.record(score: score, step: r.step, parameters: estimator.parameters)
             if improved { bestRecall = report.recall }
             try checkpoint?(estimator, r.step, score)
