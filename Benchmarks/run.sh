@@ -14,6 +14,14 @@ $B bench relevance                 # one level's GSU products: RelevanceKernel v
 $B bench relevance --length 2000
 $B bench tree
 $B bench train     # training samples/s against its FLOP bound (SampleData)
+# The same on ml-latest-small (histories that never repeat an item: the tighter ratio), imported into a temporary file.
+ML=../shared/datasets/ml-latest-small
+if [ -d "$ML" ]; then
+    T=$(mktemp -d)
+    $B import movielens "$ML" --out "$T/ml.missdata" > /dev/null
+    $B bench train --data "$T/ml.missdata"
+    rm -rf "$T"
+fi
 $B bench beam --mm-length 2000
 $B bench beam --mm-length 4000
 $B bench explore   # SampleData's bundle (trained on first use)
