@@ -288,13 +288,12 @@ private func perform(_ s: inout ExplorerState, _ action: Action) {
     case .search: s.search = ""
     case .chooseItem:
         if s.trace == nil { s.message = "open a user first" } else { s.itemInput = "" }
-    case .nextUser:
-        guard s.userCursor + 1 < s.users.count else { s.message = "this is the last user"; return }
-        s.userCursor += 1
-        load(&s, row: s.userCursor)
-    case .previousUser:
-        guard s.userCursor > 0 else { s.message = "this is the first user"; return }
-        s.userCursor -= 1
+    case .nextUser, .previousUser:
+        // In the Users view's order (by id, or by recall after `o` there): the next-worst user, say.
+        let order = s.userDisplayOrder, next = action == .nextUser
+        let at = order.firstIndex(of: s.userCursor) ?? 0
+        guard next ? at + 1 < order.count : at > 0 else { s.message = next ? "this is the last user" : "this is the first user"; return }
+        s.userCursor = order[next ? at + 1 : at - 1]
         load(&s, row: s.userCursor)
     case .heatmapAxis:
         s.heatmapAxis = s.heatmapAxis == .shared ? .ownWindow : .shared

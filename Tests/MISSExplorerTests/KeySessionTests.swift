@@ -104,6 +104,11 @@ import MISSExplorer
         #expect(s.userCursor == worst[1])
         let text = render(s).text
         #expect(text.contains("order: worst recall (o)") && text.contains("R@10"))
+        // ] and [ (in the Beam view too) follow the same order: the next-worst user, and back.
+        var beam = press(s, .char("2"))
+        beam = press(beam, .char("]"))
+        #expect(beam.userCursor == worst[2] && beam.pending.last == .loadUser(worst[2]))
+        #expect(press(beam, .char("[")).userCursor == worst[1])
         s = press(s, .char("o"))
         #expect(s.userOrder == .bestRecall && s.userDisplayOrder.prefix(r.count).map { r[$0]! } == ranked.reversed())
         s = press(s, .char("o"))
