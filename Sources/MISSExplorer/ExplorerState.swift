@@ -301,7 +301,10 @@ private func perform(_ s: inout ExplorerState, _ action: Action) {
         s.histogramScale = s.histogramScale == .softmax ? .timesWindow : .softmax
     case .userOrder:
         switch s.recalls {
-        case .ready: s.userOrder = s.userOrder.next
+        case .ready:
+            // A new order starts at its top (the worst or best user), or at the first user by id.
+            s.userOrder = s.userOrder.next
+            s.userCursor = s.userDisplayOrder.first ?? 0
         case .running(let done, let total): s.message = "recall is still being computed (\(done)/\(total) users): order by id until then"
         case .idle, .failed: s.message = "no recall computed: order by id"
         }

@@ -85,7 +85,7 @@ import MISSExplorer
     }
 
     /// `o` orders the Users view by each evaluation user's Recall@K, worst first, then best first, then by id;
-    /// the cursor stays on its user and moves along the order shown.
+    /// each order starts with the cursor at its top, and the cursor moves along the order shown.
     @Test func usersOrderByRecallAndTheCursorFollowsTheOrder() throws {
         var s = Fixture.state(width: 120, height: 40, view: .users)
         let r = try #require(s.recalls.value)
@@ -97,8 +97,9 @@ import MISSExplorer
         #expect(worst.count == s.users.count && Set(worst) == Set(s.users.indices))
         let ranked = worst.prefix(r.count).map { r[$0]! }
         #expect(ranked == ranked.sorted() && Set(worst.prefix(r.count)) == Set(r.keys))
-        // The cursor moves along the order: to the first row shown, then to the second.
-        s = press(s, .home)
+        // A new order starts at its top; the cursor moves along it: to the second row shown, and back.
+        #expect(s.userCursor == worst[0])
+        s = press(s, .down, .down, .home)
         #expect(s.userCursor == worst[0])
         s = press(s, .down)
         #expect(s.userCursor == worst[1])
