@@ -314,10 +314,10 @@ private func targetsView(_ screen: inout Screen, _ body: Body, _ s: ExplorerStat
     let left = "Left the beam at: " + (lost.isEmpty ? "none" : lost)
     screen.put(Text.either(left + " (L\(levels) = leaves scored, not in the top \(s.finalK))", or: left, within: s.width - 2),
                x: 1, y: body.y + 1, style: .dim, maxWidth: s.width - 2)
-    let fixed = 61
-    let titleWidth = max(8, s.width - fixed - 3)
-    let header = Text.right("#", 4) + "  " + Text.fit("fate", 9) + Text.right("level", 6) + Text.right("rank", 6) + Text.right("of", 5)
-        + Text.right("kept", 5) + Text.right("score", 7) + Text.right("cut-off", 8) + Text.right("gap", 7) + "  " + Text.fit("item", titleWidth)
+    let columns = Text.right("#", 4) + "  " + Text.fit("fate", 9) + Text.right("level", 6) + Text.right("rank", 6) + Text.right("of", 5)
+        + Text.right("kept", 5) + Text.right("score", 7) + Text.right("cut-off", 8) + Text.right("gap", 7) + "  "
+    let titleWidth = max(8, s.width - Screen.columns(columns) - 3)
+    let header = columns + Text.fit("item", titleWidth)
     screen.put(header, x: 1, y: body.y + 2, style: .header, maxWidth: s.width - 2)
     // The list, then the selected target's sentence on the last line (reserved).
     let rows = body.height - 4
