@@ -231,10 +231,14 @@ struct Eval: ParsableCommand {
                 reports.append(Evaluation.popularity(dataset: dataset, trainUsers: split.train, users: evalUsers, k: kk))
             }
             print("\(users.rawValue) users of \(dataset.name) (split seed \(b.manifest.dataset.splitSeed)), beam \(beam)")
-            print("  method        K   users   Recall@K  Precision@K")
+            print("  method        K   users   Recall@K  Precision@K  returned (mean, users short of K)")
             for r in reports {
                 print("  " + r.method.padding(toLength: 10, withPad: " ", startingAt: 0)
-                      + String(format: " %5d %7d %10.4f %12.4f", r.k, r.users, r.recall, r.precision))
+                      + String(format: " %5d %7d %10.4f %12.4f  %8.1f %4d", r.k, r.users, r.recall, r.precision, r.meanReturned, r.usersShort))
+            }
+            if let short = reports.first(where: { $0.usersShort > 0 }) {
+                print("  \(short.usersShort) users got fewer than \(short.k) items from \(short.method): the beam excludes their history only at "
+                      + "the leaves, and already-seen items' subtrees took beam slots (a larger --beam leaves more)")
             }
             if let miss = reports.first(where: { $0.method == "MISS" }) {
                 let levels = miss.hierarchicalRecall.enumerated().map { String(format: "%d:%.2f", $0.offset, $0.element) }

@@ -26,6 +26,10 @@ import MISSModel
         #expect(r1.users == 1 && r1.recall == 0.5 && r1.precision == 1)
         let r2 = Evaluation.popularity(dataset: d, trainUsers: [0, 1], users: [2], k: 2)
         #expect(r2.recall == 1 && r2.precision == 1)
+        #expect(r2.meanReturned == 2 && r2.usersShort == 0)
+        // Only 2 items are not in c's history: K = 3 returns 2, and c is a user short of K.
+        let r3 = Evaluation.popularity(dataset: d, trainUsers: [0, 1], users: [2], k: 3)
+        #expect(r3.meanReturned == 2 && r3.usersShort == 1 && r3.recall == 1)
     }
 
     @Test func beamEvaluationReportsEveryLevel() {
@@ -40,6 +44,10 @@ import MISSModel
         let r = Evaluation.evaluate(estimator: est, tree: tree, dataset: d, users: [2], k: 2, beamSize: 8)
         #expect(r.recall == 1 && r.precision == 1)
         #expect(r.hierarchicalRecall.count == tree.leafLevel + 1 && r.hierarchicalRecall.allSatisfy { $0 == 1 })
+        #expect(r.meanReturned == 2 && r.usersShort == 0)
+        // K = 3 of the 2 unseen items: the leaf level has only those two to return, whatever the beam.
+        let r3 = Evaluation.evaluate(estimator: est, tree: tree, dataset: d, users: [2], k: 3, beamSize: 8)
+        #expect(r3.meanReturned == 2 && r3.usersShort == 1 && r3.recall == 1)
     }
 }
 

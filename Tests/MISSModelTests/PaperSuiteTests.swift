@@ -33,7 +33,10 @@ import MISSModel
         #expect(methods == ["Length study/MISS L_mm=40", "Length study/MISS L_mm=80",
                             "Table 1/TDM", "Table 1/TDM+MMoE", "Table 1/SASRec", "Table 1/MISS", "Table 1/popularity",
                             "Table 2/w/o MM-GSU", "Table 2/w/o Co-GSU", "Table 2/w/o MM tree"])
-        for row in r.rows { #expect(row.recall.count == 2 && row.precision.count == 2) }
+        for row in r.rows {
+            #expect(row.recall.count == 2 && row.precision.count == 2 && row.meanReturned.count == 2 && row.usersShort.count == 2)
+            #expect(row.meanReturned.allSatisfy { $0 <= Double(row.k) } && row.usersShort.allSatisfy { $0 <= r.testUsers })
+        }
         // The length study's L_mm 80 row is MISS's own evaluation.
         let miss = r.rows.first { $0.method == "MISS" }!, same = r.rows.first { $0.method == "MISS L_mm=80" }!
         #expect(miss.recall == same.recall)
@@ -42,6 +45,11 @@ import MISSModel
         #expect(pop.recall[0] == pop.recall[1])
         let md = PaperSuite.markdown(r, command: "miss eval --suite paper …")
         #expect(md.contains("#### Table 1") && md.contains("| TDM+MMoE |") && md.contains("| SASRec |") && md.contains("± "))
+        // A method that returned fewer than K items to some user says so under its table, and only then.
+        for row in r.rows {
+            let note = "\(row.method) at K = \(row.k) returned"
+            #expect(md.contains(note) == row.usersShort.contains { $0 > 0 }, "\(note)")
+        }
         // SASRec has no tree: no H@hRecall.
         let sasrec = r.rows.first { $0.method == "SASRec" }!
         #expect(sasrec.hierarchicalRecall.allSatisfy { $0.isEmpty })

@@ -13,6 +13,10 @@ public enum Evaluation {
         public var precision: Double
         /// H@hRecall per level h (index = level), MISS only.
         public var hierarchicalRecall: [Double]
+        /// Items returned per user, on average, and the users who got fewer than K (a beam search excludes the
+        /// history only at the leaves: a beam full of already-seen items' subtrees leaves fewer than K to return).
+        public var meanReturned: Double = 0
+        public var usersShort = 0
     }
 
     /// H@hRecall averaged over the levels below the root (the root's is 1 by definition): the validation score.
@@ -25,7 +29,7 @@ public enum Evaluation {
                                 k: Int, beamSize: Int, method: String = "MISS",
                                 progress: ((Int) -> Void)? = nil) -> Report {
         let leafPositions = tree.itemLeafPositions()
-        var recall = 0.0, precision = 0.0, counted = 0
+        var recall = 0.0, precision = 0.0, counted = 0, returned = 0, short = 0
         var hSum = [Double](repeating: 0, count: tree.leafLevel + 1)
         let weights = estimator.scoringWeights()   // the parameters do not change while it evaluates
         for (i, u) in users.enumerated() {
@@ -37,6 +41,8 @@ public enum Evaluation {
                                    config: .init(beamSize: beamSize, finalK: k), exclude: Set(history), weights: weights)
             recall += RetrievalMetrics.recall(retrieved: r.items, targets: targets)
             precision += RetrievalMetrics.precision(retrieved: r.items, targets: targets, k: k)
+            returned += r.items.count
+            if r.items.count < k { short += 1 }
             for (h, beam) in r.beams.enumerated() {
                 hSum[h] += RetrievalMetrics.hierarchicalRecall(beam: beam, level: h, targets: targets, tree: tree,
                                                                itemLeafPositions: leafPositions)
@@ -45,7 +51,7 @@ public enum Evaluation {
         }
         let n = Double(max(1, counted))
         return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n,
-                      hierarchicalRecall: hSum.map { $0 / n })
+                      hierarchicalRecall: hSum.map { $0 / n }, meanReturned: Double(returned) / n, usersShort: short)
     }
 
     /// The estimator without the tree: every leaf (item not in the history) scored by the estimator, the K
@@ -90,7 +96,7 @@ public enum Evaluation {
     /// Recall and precision of a retriever without a tree: `retrieve(history, historySet)` gives K items.
     static func evaluate(dataset: Dataset, users: [Int], k: Int, method: String,
                          retrieve: (ArraySlice<Int32>, Set<Int32>) -> [Int32]) -> Report {
-        var recall = 0.0, precision = 0.0, counted = 0
+        var recall = 0.0, precision = 0.0, counted = 0, returned = 0, short = 0
         for u in users {
             let history = dataset.behaviourItems[EvaluationSplit.history(of: u, in: dataset)]
             let targets = EvaluationSplit.targetItems(of: u, in: dataset)
@@ -98,9 +104,12 @@ public enum Evaluation {
             let retrieved = retrieve(history, Set(history))
             recall += RetrievalMetrics.recall(retrieved: retrieved, targets: targets)
             precision += RetrievalMetrics.precision(retrieved: retrieved, targets: targets, k: k)
+            returned += retrieved.count
+            if retrieved.count < k { short += 1 }
             counted += 1
         }
         let n = Double(max(1, counted))
-        return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n, hierarchicalRecall: [])
+        return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n, hierarchicalRecall: [],
+                      meanReturned: Double(returned) / n, usersShort: short)
     }
 }

@@ -44,6 +44,9 @@ public enum PaperSuite {
         /// validations, exact (empty for popularity).
         public var stepsRun: [Int]
         public var validation: [[Validation]]
+        /// Per seed: items returned per user on average, and the users who got fewer than K (`Evaluation.Report`).
+        public var meanReturned: [Double]
+        public var usersShort: [Int]
     }
 
     public struct Result: Codable, Sendable {
@@ -92,7 +95,7 @@ public enum PaperSuite {
             let key = "\(table)|\(method)|\(k)"
             if rows[key] == nil {
                 rows[key] = Row(table: table, method: method, k: k, recall: [], precision: [], hierarchicalRecall: [], trainSeconds: [],
-                                samplesPerSecond: [], bestStep: [], stepsRun: [], validation: [])
+                                samplesPerSecond: [], bestStep: [], stepsRun: [], validation: [], meanReturned: [], usersShort: [])
                 order.append(key)
             }
             rows[key]!.recall.append(report.recall)
@@ -103,6 +106,8 @@ public enum PaperSuite {
             rows[key]!.bestStep.append(cost?.bestStep ?? 0)
             rows[key]!.stepsRun.append(cost?.stepsRun ?? 0)
             rows[key]!.validation.append(cost?.validation ?? [])
+            rows[key]!.meanReturned.append(report.meanReturned)
+            rows[key]!.usersShort.append(report.usersShort)
         }
         for seed in options.seeds {
             var treeOptions = IndexTree.BuildOptions()
@@ -204,6 +209,11 @@ public enum PaperSuite {
                 let first = rows.first { $0.method == m }!
                 md += first.samplesPerSecond.allSatisfy { $0 == 0 } ? " – |" : String(format: " %.0f |", meanStd(first.samplesPerSecond).0)
                 md += " \(stepsCell(first)) |\n"
+            }
+            // Lists shorter than K (a beam full of the history's subtrees), which lower recall and precision.
+            for row in rows where row.usersShort.contains(where: { $0 > 0 }) {
+                md += String(format: "\n%@ at K = %d returned %.1f items per user on average; ", row.method, row.k, meanStd(row.meanReturned).0)
+                md += "users with fewer than \(row.k), per seed: \(row.usersShort.map(String.init).joined(separator: ", ")) of \(r.testUsers).\n"
             }
         }
         return md
