@@ -191,6 +191,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Evaluate on the test or the validation users.") var users: UserSet = .test
     @Option(help: "Also write the reports as JSON here.") var json: String?
     @Flag(help: "Also score every item with the estimator, without the tree (a diagnostic of what beam search loses; slow).") var exhaustive = false
+    @Flag(help: "Not yet the default: the beam search drops inner nodes whose leaves are all in the user's history (they take beam slots and can yield no item; docs/RESULTS.md).") var skipSeenSubtrees = false
     @Option(help: "paper: train and evaluate the baselines, MISS, its ablations and the MM-GSU length study over several seeds (needs --embeddings).")
     var suite: Suite?
     @Option(help: "With --suite: embeddings file from `miss embed`.") var embeddings: String?
@@ -219,7 +220,7 @@ struct Eval: ParsableCommand {
             for kk in ks {
                 let bar = ProgressBar("eval K=\(kk)", total: evalUsers.count, unit: "users")
                 reports.append(Evaluation.evaluate(estimator: b.estimator, tree: b.tree, dataset: dataset, users: evalUsers,
-                                                   k: kk, beamSize: max(beam, kk)) { bar.update($0) })
+                                                   k: kk, beamSize: max(beam, kk), skipSeenSubtrees: skipSeenSubtrees) { bar.update($0) })
                 bar.finish()
                 if exhaustive {
                     let xbar = ProgressBar("all leaves K=\(kk)", total: evalUsers.count, unit: "users")

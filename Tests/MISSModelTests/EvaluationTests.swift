@@ -51,6 +51,35 @@ import MISSModel
     }
 }
 
+@Suite struct SkipSeenSubtreesTests {
+    /// Items 0 and 2 are close, 1 and 3 are close, so the 2-means tree's level 1 is {0, 2} and {1, 3}; user c's
+    /// history {3, 1} fills the second subtree. With `skipSeenSubtrees` that node is never a candidate and a beam
+    /// of 1 keeps the other, so c gets both unseen items; without it, the node is scored like any other.
+    @Test func aFullySeenSubtreeTakesNoBeamSlot() throws {
+        let d = EvaluationTests().toy()
+        let mm = Matrix(rows: 4, cols: 3, storage: [1, 0, 0, 0, 1, 0, 0.9, 0.1, 0, 0, 0.9, 0.1]).l2NormalizedRows()
+        let tree = IndexTree.build(embeddings: mm, kind: .multimodal)
+        try #require(tree.leafLevel == 2)
+        let seenNode = tree.ancestor(of: tree.leafNode(position: Int(tree.itemLeafPositions()[1])), atLevel: 1)
+        #expect(seenNode == tree.ancestor(of: tree.leafNode(position: Int(tree.itemLeafPositions()[3])), atLevel: 1))
+        #expect(Set(tree.items(under: seenNode)) == [1, 3])
+        var c = EstimatorConfig()
+        c.idDim = 4; c.coLength = 4; c.mmLength = 4; c.topK = 2; c.experts = 1; c.expertHidden = 4; c.towerHidden = 2; c.objectives = 1
+        let est = NodeEstimator(config: c, tree: tree, itemMM: mm, seed: 1)
+        let history: [Int32] = [3, 1]
+        for skip in [false, true] {
+            let r = BeamSearch.run(estimator: est, tree: tree, context: est.context(history: history[...]),
+                                   config: .init(beamSize: 1, finalK: 2, skipSeenSubtrees: skip), exclude: Set(history), trace: true)
+            #expect(r.levels[0].candidates.contains(seenNode) == !skip)
+            if skip { #expect(Set(r.items) == [0, 2]) }
+            // Without it, the beam of 1 keeps whichever subtree scores higher: the seen one leaves nothing to return.
+            if !skip && r.beams[1] == [seenNode] { #expect(r.items.isEmpty) }
+        }
+        let report = Evaluation.evaluate(estimator: est, tree: tree, dataset: d, users: [2], k: 2, beamSize: 1, skipSeenSubtrees: true)
+        #expect(report.recall == 1 && report.meanReturned == 2 && report.usersShort == 0)
+    }
+}
+
 @Suite struct ExhaustiveEvaluationTests {
     @Test func allLeavesEqualsABeamThatKeepsEveryNode() {
         // With a beam as wide as the catalogue nothing is pruned, so the beam search must return exactly the

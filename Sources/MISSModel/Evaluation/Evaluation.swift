@@ -26,7 +26,7 @@ public enum Evaluation {
 
     /// Beam-search retrieval with a trained estimator. The beam at the leaf level is `finalK = k`.
     public static func evaluate(estimator: NodeEstimator, tree: IndexTree, dataset: Dataset, users: [Int],
-                                k: Int, beamSize: Int, method: String = "MISS",
+                                k: Int, beamSize: Int, method: String = "MISS", skipSeenSubtrees: Bool = false,
                                 progress: ((Int) -> Void)? = nil) -> Report {
         let leafPositions = tree.itemLeafPositions()
         var recall = 0.0, precision = 0.0, counted = 0, returned = 0, short = 0
@@ -38,7 +38,8 @@ public enum Evaluation {
             let targets = EvaluationSplit.targetItems(of: u, in: dataset)
             guard !targets.isEmpty else { continue }
             let r = BeamSearch.run(estimator: estimator, tree: tree, context: estimator.context(history: history),
-                                   config: .init(beamSize: beamSize, finalK: k), exclude: Set(history), weights: weights)
+                                   config: .init(beamSize: beamSize, finalK: k, skipSeenSubtrees: skipSeenSubtrees), exclude: Set(history),
+                                   weights: weights)
             recall += RetrievalMetrics.recall(retrieved: r.items, targets: targets)
             precision += RetrievalMetrics.precision(retrieved: r.items, targets: targets, k: k)
             returned += r.items.count

@@ -9,9 +9,15 @@ public enum BeamSearch {
     public struct Config: Sendable {
         public var beamSize = 400
         public var finalK = 50
-        public init(beamSize: Int = 400, finalK: Int = 50) {
+        /// Not yet the default (the results tables were made without it): drop every inner candidate whose
+        /// leaves are all excluded items. Such a node can never yield an item, yet it takes a beam slot, so that
+        /// a user whose history fills the beam's last levels gets fewer than `finalK` items (docs/RESULTS.md,
+        /// ml-latest-small at K = 200).
+        public var skipSeenSubtrees = false
+        public init(beamSize: Int = 400, finalK: Int = 50, skipSeenSubtrees: Bool = false) {
             self.beamSize = beamSize
             self.finalK = finalK
+            self.skipSeenSubtrees = skipSeenSubtrees
         }
     }
 
@@ -51,11 +57,26 @@ public enum BeamSearch {
         var beams = [[0]]
         var levels: [LevelTrace] = []
         var finalItems: [Int32] = [], finalScores: [Float] = []
+        // With `skipSeenSubtrees`: the excluded items' leaf positions, sorted; a node's leaves are the positions
+        // leafStart..<leafEnd, so the excluded ones under it are a range of this array.
+        let seen = config.skipSeenSubtrees && !exclude.isEmpty
+            ? exclude.map { estimator.itemLeafNode[Int($0)] - Int32(tree.levelStarts[tree.leafLevel]) }.sorted() : []
+        func firstIndex(atLeast x: Int32) -> Int {
+            var a = 0, b = seen.count
+            while a < b { let m = (a + b) / 2; if seen[m] < x { a = m + 1 } else { b = m } }
+            return a
+        }
+        func hasUnseenLeaf(_ node: Int) -> Bool {
+            let lo = tree.leafStart[node], hi = tree.leafEnd[node]
+            return Int(hi - lo) > firstIndex(atLeast: hi) - firstIndex(atLeast: lo)
+        }
         for h in 1...max(1, tree.leafLevel) where tree.leafLevel >= 1 {
             var candidates = beam.flatMap { Array(tree.children(of: $0)) }
             let isLeafLevel = h == tree.leafLevel
             if isLeafLevel && !exclude.isEmpty {
                 candidates = candidates.filter { !exclude.contains(tree.item(ofLeaf: $0)) }
+            } else if !seen.isEmpty {
+                candidates = candidates.filter(hasUnseenLeaf)
             }
             let f = estimator.forward(context, nodes: candidates, keepSelections: trace, backwardCaches: false, scoringWeights: weights)
             let (probabilities, mean) = rankingScores(f.logits)
