@@ -465,12 +465,13 @@ public final class ExplorerModel: @unchecked Sendable {
     /// the Beam view runs (history excluded) without its trace. `progress(done, total)` after each user.
     public func recalls(beamSize: Int, finalK: Int, progress: ((Int, Int) -> Void)? = nil) -> [Int: Double] {
         let rows = users.indices.filter { users[$0].split != "train" && users[$0].targets > 0 }
+        let weights = bundle.estimator.scoringWeights()   // packed once for all the users, as `Evaluation.evaluate` does
         var out: [Int: Double] = [:]
         for (n, row) in rows.enumerated() {
             progress?(n, rows.count)
             let items = Array(dataset.behaviourItems[history(of: users[row].index)])
             let r = BeamSearch.run(estimator: bundle.estimator, tree: bundle.tree, context: bundle.estimator.context(history: items[...]),
-                                   config: .init(beamSize: beamSize, finalK: finalK), exclude: Set(items))
+                                   config: .init(beamSize: beamSize, finalK: finalK), exclude: Set(items), weights: weights)
             out[row] = RetrievalMetrics.recall(retrieved: r.items, targets: targets(of: users[row].index))
         }
         progress?(rows.count, rows.count)
