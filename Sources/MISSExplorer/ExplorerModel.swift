@@ -151,6 +151,13 @@ public struct TargetFate: Equatable, Sendable, Codable {
 
     public var retrieved: Bool { retrievedRank != nil }
 
+    /// How many of `fates` left the beam at each level, shallowest first (only levels that lost some).
+    public static func lostPerLevel(_ fates: [TargetFate]) -> [(level: Int, count: Int)] {
+        var count: [Int: Int] = [:]
+        for f in fates where !f.retrieved { count[f.level, default: 0] += 1 }
+        return count.keys.sorted().map { ($0, count[$0]!) }
+    }
+
     public init(item: Int32, level: Int, node: Int, rank: Int, candidates: Int, kept: Int, score: Float, cutoff: Float, retrievedRank: Int?) {
         self.item = item; self.level = level; self.node = node; self.rank = rank; self.candidates = candidates
         self.kept = kept; self.score = score; self.cutoff = cutoff; self.retrievedRank = retrievedRank

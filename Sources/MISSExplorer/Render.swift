@@ -273,13 +273,6 @@ private func pathPane(_ screen: inout Screen, _ b: Body, _ s: ExplorerState, _ t
 
 // MARK: - Targets
 
-/// "L3 4 · L9 2": how many targets left the beam at each level, deepest last (only levels that lost some).
-func lostPerLevel(_ fates: [TargetFate]) -> String {
-    var count: [Int: Int] = [:]
-    for f in fates where !f.retrieved { count[f.level, default: 0] += 1 }
-    return count.keys.sorted().map { "L\($0) \(count[$0]!)" }.joined(separator: " · ")
-}
-
 /// One target's fate in words, within `width` columns: where its path left the beam and by how much, or where
 /// it was retrieved.
 func fateSentence(_ f: TargetFate, _ s: ExplorerState, levels: Int, width: Int) -> String {
@@ -310,7 +303,8 @@ private func targetsView(_ screen: inout Screen, _ body: Body, _ s: ExplorerStat
     let summary = "\(t.fates.count) held-out targets · \(retrieved) retrieved in the top \(s.finalK) (beam \(t.beamSize)) · Enter: its level in the Beam view"
     screen.put(Text.either(summary, or: "\(t.fates.count) targets · \(retrieved) in the top \(s.finalK) (beam \(t.beamSize)) · Enter: its level",
                            within: s.width - 2), x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
-    let lost = lostPerLevel(t.fates)
+    // "L3 4 · L9 2": how many targets left the beam at each level.
+    let lost = TargetFate.lostPerLevel(t.fates).map { "L\($0.level) \($0.count)" }.joined(separator: " · ")
     let left = "Left the beam at: " + (lost.isEmpty ? "none" : lost)
     screen.put(Text.either(left + " (L\(levels) = leaves scored, not in the top \(s.finalK))", or: left, within: s.width - 2),
                x: 1, y: body.y + 1, style: .dim, maxWidth: s.width - 2)

@@ -238,10 +238,9 @@ public enum Exporter {
         for r in s.retrieved { md += "| \(r.rank) | \(cell(r.item)) | \(cell(r.title)) | \(f(r.score)) | \(r.hit ? "✓" : "") |\n" }
         if let fates = s.targetFates, !fates.isEmpty {
             let retrieved = fates.filter(\.fate.retrieved).count
-            var lost: [Int: Int] = [:]
-            for t in fates where !t.fate.retrieved { lost[t.fate.level, default: 0] += 1 }
+            let lost = TargetFate.lostPerLevel(fates.map(\.fate))
             md += "\n## Held-out targets: where each left the beam\n\n\(fates.count) targets, \(retrieved) retrieved in the top \(s.finalK). "
-            md += "Left the beam at: " + (lost.isEmpty ? "none" : lost.keys.sorted().map { "level \($0): \(lost[$0]!)" }.joined(separator: ", "))
+            md += "Left the beam at: " + (lost.isEmpty ? "none" : lost.map { "level \($0.level): \($0.count)" }.joined(separator: ", "))
             md += " (level \(s.levels) = the leaves: scored, not in the top \(s.finalK)). For each target: the last level its ancestor was scored at, "
             md += "that node's rank among the level's candidates (best first), how many the beam kept, its mean score and the lowest kept one.\n\n"
             md += "| # | item | title | fate | level | node | rank | of | kept | score | cut-off |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
