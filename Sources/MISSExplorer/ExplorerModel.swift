@@ -101,6 +101,8 @@ public struct LevelView: Equatable, Sendable {
     public var keptCount: Int
     /// H@hRecall at this level (nil without targets).
     public var hierarchicalRecall: Double?
+    /// Children of the previous beam left unscored because all their items are in the user's history.
+    public var skipped = 0
 }
 
 public struct RetrievedItem: Equatable, Sendable, Codable {
@@ -167,7 +169,8 @@ public struct TargetFate: Equatable, Sendable, Codable {
     /// candidates best first), `retrieved` the final top-K, `leaf(item)` a target's leaf node and
     /// `ancestor(node, level)` its ancestor at a level. Each target's path is followed from level 1 while its
     /// ancestor is kept; level 1's candidates are all the root's children, and every deeper level's are all
-    /// the children of the previous level's kept nodes, so each kept ancestor's child is a candidate.
+    /// the children of the previous level's kept nodes (less those whose items are all in the history, which holds
+    /// no target), so each kept ancestor's child is a candidate.
     /// Order: retrieved by final rank, then the lost ones from the deepest level up, closest to the cut-off first.
     public static func fates(levels: [LevelView], retrieved: [RetrievedItem], targets: Set<Int32>,
                              leaf: (Int32) -> Int, ancestor: (Int, Int) -> Int) -> [TargetFate] {
@@ -444,7 +447,8 @@ public final class ExplorerModel: @unchecked Sendable {
             rows.sort { $0.mean > $1.mean || ($0.mean == $1.mean && $0.node < $1.node) }
             let h: Double? = targets.isEmpty ? nil : RetrievalMetrics.hierarchicalRecall(
                 beam: r.beams[t.level], level: t.level, targets: targets, tree: tree, itemLeafPositions: leafPositions)
-            levels.append(LevelView(level: t.level, candidates: rows, keptCount: t.kept.filter { $0 }.count, hierarchicalRecall: h))
+            levels.append(LevelView(level: t.level, candidates: rows, keptCount: t.kept.filter { $0 }.count, hierarchicalRecall: h,
+                                    skipped: t.skipped))
         }
         let retrieved = zip(r.items, r.scores).map { RetrievedItem(item: $0, score: $1, hit: targets.contains($0)) }
         let fates = TargetFate.fates(levels: levels, retrieved: retrieved, targets: targets,

@@ -188,7 +188,8 @@ private func beamView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) 
     let h = lv.hierarchicalRecall.map { String(format: "%.3f", $0) } ?? "– (no targets)"
     let ms = String(format: "%.0f", t.seconds * 1000)
     let counts = "\(lv.candidates.count) candidates · \(lv.keptCount) kept (beam \(t.beamSize)) · H@hRecall \(h)"
-    let full = "Level \(lv.level) of \(t.levels.count) · \(counts) · search \(ms) ms"
+    let skipped = lv.skipped > 0 ? " · \(lv.skipped) all-seen skipped" : ""
+    let full = "Level \(lv.level) of \(t.levels.count) · \(counts)\(skipped) · search \(ms) ms"
     // On a narrow terminal the shorter form, so that the search time is not cut off.
     screen.put(Text.either(full, or: "Level \(lv.level)/\(t.levels.count) · \(counts) · \(ms) ms", within: s.width - 2),
                x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)

@@ -70,6 +70,8 @@ public struct Snapshot: Codable, Equatable, Sendable {
     public var beam: Int
     public var finalK: Int
     public var candidates: Int
+    /// Children left unscored because all their items are in the user's history (absent in snapshots written before it).
+    public var skipped: Int?
     public var kept: Int
     public var hierarchicalRecall: Double?
     /// The level's best candidates by mean score (up to 20).
@@ -119,6 +121,7 @@ public struct Snapshot: Codable, Equatable, Sendable {
         finalK = t.retrieved.count
         candidates = lv.candidates.count
         kept = lv.keptCount
+        skipped = lv.skipped
         hierarchicalRecall = lv.hierarchicalRecall
         topCandidates = lv.candidates.prefix(20).map(candidate)
         path = s.selectedCandidate.map { c in t.path(from: s.level, node: c.node, catalog: cat).map { candidate($0.row) } } ?? []
@@ -200,6 +203,7 @@ public enum Exporter {
         md += "Dataset `\(s.dataset)` (`\(s.data)`), bundle `\(s.bundle)`. User \(s.user) (\(s.split)): \(s.historyLength) behaviours seen, \(s.targets) held-out targets. "
         md += "Beam \(s.beam), final K \(s.finalK). Snapshot format \(s.format) v\(s.version); reopen with `miss explore --snapshot snapshot.json`.\n\n"
         md += "## Level \(s.level)\n\n\(s.candidates) candidates, \(s.kept) kept"
+        md += (s.skipped ?? 0) > 0 ? " (\(s.skipped!) children of the previous beam not scored: all their items are in the history)" : ""
         md += s.hierarchicalRecall.map { ", H@hRecall \(String(format: "%.3f", $0))" } ?? ""
         md += ".\n\n| # | node | label | leaves | targets | " + s.objectives.joined(separator: " | ") + " | mean | kept |\n"
         md += "|---|---|---|---|---|" + s.objectives.map { _ in "---|" }.joined() + "---|---|\n"

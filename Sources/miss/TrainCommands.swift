@@ -12,6 +12,12 @@ enum TrainingDefaults {
     static let evalEvery = ModelTraining.Options().evalEvery, patience = ModelTraining.Options().patience
 }
 
+/// `--skip-seen-subtrees` / `--no-skip-seen-subtrees` of `miss eval` and `miss retrieve`.
+enum SkipSeenSubtrees {
+    static let byDefault = BeamSearch.Config().skipSeenSubtrees
+    static let help = ArgumentHelp("The beam search does not score inner nodes whose items are all in the user's history: they could take beam slots and yield no item (--no-… is the plain beam search, which can return fewer than K items; docs/RESULTS.md).")
+}
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train the MISS node estimator level by level (Eq. 4–7) and write a model bundle.")
@@ -151,6 +157,7 @@ struct Retrieve: ParsableCommand {
     @Option(help: "User id (as in the dataset).") var user: String
     @Option(help: "Items to return.") var k = 20
     @Option(help: "Beam size.") var beam = 100
+    @Flag(inversion: .prefixedNo, help: SkipSeenSubtrees.help) var skipSeenSubtrees = SkipSeenSubtrees.byDefault
 
     func run() throws {
         try runReportingInputErrors {
@@ -166,7 +173,7 @@ struct Retrieve: ParsableCommand {
             let items = dataset.behaviourItems[history]
             let targets = isEval ? EvaluationSplit.targetItems(of: u, in: dataset) : []
             let r = BeamSearch.run(estimator: b.estimator, tree: b.tree, context: b.estimator.context(history: items),
-                                   config: .init(beamSize: beam, finalK: k), exclude: Set(items))
+                                   config: .init(beamSize: beam, finalK: k, skipSeenSubtrees: skipSeenSubtrees), exclude: Set(items))
             print("user \(user): \(history.count) behaviours of history" + (isEval ? ", \(targets.count) held-out targets" : " (a training user: no held-out targets)"))
             for (rank, (item, score)) in zip(r.items, r.scores).enumerated() {
                 let hit = targets.contains(item) ? "✓" : " "
@@ -191,7 +198,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Evaluate on the test or the validation users.") var users: UserSet = .test
     @Option(help: "Also write the reports as JSON here.") var json: String?
     @Flag(help: "Also score every item with the estimator, without the tree (a diagnostic of what beam search loses; slow).") var exhaustive = false
-    @Flag(help: "Not yet the default: the beam search drops inner nodes whose leaves are all in the user's history (they take beam slots and can yield no item; docs/RESULTS.md).") var skipSeenSubtrees = false
+    @Flag(inversion: .prefixedNo, help: SkipSeenSubtrees.help) var skipSeenSubtrees = SkipSeenSubtrees.byDefault
     @Option(help: "paper: train and evaluate the baselines, MISS, its ablations and the MM-GSU length study over several seeds (needs --embeddings).")
     var suite: Suite?
     @Option(help: "With --suite: embeddings file from `miss embed`.") var embeddings: String?
@@ -238,8 +245,10 @@ struct Eval: ParsableCommand {
                       + String(format: " %5d %7d %10.4f %12.4f  %8.1f %4d", r.k, r.users, r.recall, r.precision, r.meanReturned, r.usersShort))
             }
             if let short = reports.first(where: { $0.usersShort > 0 }) {
-                print("  \(short.usersShort) users got fewer than \(short.k) items from \(short.method): the beam excludes their history only at "
-                      + "the leaves, and already-seen items' subtrees took beam slots (a larger --beam leaves more)")
+                print("  \(short.usersShort) users got fewer than \(short.k) items from \(short.method): "
+                      + (skipSeenSubtrees ? "the catalogue holds fewer than K items outside their history"
+                                          : "the beam excludes their history only at the leaves, and already-seen items' subtrees "
+                                            + "took beam slots (--skip-seen-subtrees, the default, or a larger --beam leaves more)"))
             }
             if let miss = reports.first(where: { $0.method == "MISS" }) {
                 let levels = miss.hierarchicalRecall.enumerated().map { String(format: "%d:%.2f", $0.offset, $0.element) }

@@ -183,6 +183,28 @@ import MISSExplorer
         return reduce(s, .key(.tab))
     }
 
+    /// A level where children of the beam hold only items of the user's history: the header and the snapshot say how
+    /// many were left unscored, and those plus the candidates are all the children of the previous level's beam.
+    @Test func aLevelSaysHowManyAllSeenSubtreesItSkipped() throws {
+        let m = Fixture.model
+        let found = (0..<m.users.count).lazy.compactMap { row -> (UserTrace, Int)? in
+            let t = Fixture.trace(row: row, beamSize: 6)
+            return t.levels.firstIndex { $0.skipped > 0 }.map { (t, $0) }
+        }.first
+        let (t, i) = try #require(found, "some user of the fixture has a subtree of seen items next to the beam")
+        let tree = m.bundle.tree
+        let previousBeam = i == 0 ? [0] : t.levels[i - 1].candidates.filter(\.kept).map(\.node)
+        #expect(t.levels[i].candidates.count + t.levels[i].skipped == previousBeam.map { tree.children(of: $0).count }.reduce(0, +))
+        var s = Fixture.state(width: 160, height: 48, view: .beam)
+        s = reduce(s, .userLoaded(t))
+        s.level = t.levels[i].level
+        #expect(render(s).text.contains("\(t.levels[i].candidates.count) candidates · \(t.levels[i].keptCount) kept (beam 6)"))
+        #expect(render(s).text.contains("· \(t.levels[i].skipped) all-seen skipped ·"))
+        let snapshot = try #require(Snapshot(state: s, bundle: "b", data: "d"))
+        #expect(snapshot.skipped == t.levels[i].skipped)
+        #expect(Exporter.markdown(snapshot).contains("\(t.levels[i].skipped) children of the previous beam not scored"))
+    }
+
     @Test func colourModesDrawHeatCellsDifferently() {
         var s = Fixture.state(width: 80, height: 24, view: .heatmap)
         let mono = render(s)

@@ -71,11 +71,16 @@ import MISSModel
             let r = BeamSearch.run(estimator: est, tree: tree, context: est.context(history: history[...]),
                                    config: .init(beamSize: 1, finalK: 2, skipSeenSubtrees: skip), exclude: Set(history), trace: true)
             #expect(r.levels[0].candidates.contains(seenNode) == !skip)
+            #expect(r.levels[0].skipped == (skip ? 1 : 0))
+            // At the leaf level the history's leaves are never scored: with the skip they were never children.
+            #expect(r.levels[1].skipped == (skip ? 0 : r.beams[1].flatMap { Set(tree.items(under: $0)) }.filter(history.contains).count))
             if skip { #expect(Set(r.items) == [0, 2]) }
             // Without it, the beam of 1 keeps whichever subtree scores higher: the seen one leaves nothing to return.
             if !skip && r.beams[1] == [seenNode] { #expect(r.items.isEmpty) }
         }
-        let report = Evaluation.evaluate(estimator: est, tree: tree, dataset: d, users: [2], k: 2, beamSize: 1, skipSeenSubtrees: true)
+        // The skip is the default, of the configuration and of the evaluation.
+        #expect(BeamSearch.Config().skipSeenSubtrees)
+        let report = Evaluation.evaluate(estimator: est, tree: tree, dataset: d, users: [2], k: 2, beamSize: 1)
         #expect(report.recall == 1 && report.meanReturned == 2 && report.usersShort == 0)
     }
 }

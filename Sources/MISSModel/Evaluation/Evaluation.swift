@@ -26,7 +26,7 @@ public enum Evaluation {
 
     /// Beam-search retrieval with a trained estimator. The beam at the leaf level is `finalK = k`.
     public static func evaluate(estimator: NodeEstimator, tree: IndexTree, dataset: Dataset, users: [Int],
-                                k: Int, beamSize: Int, method: String = "MISS", skipSeenSubtrees: Bool = false,
+                                k: Int, beamSize: Int, method: String = "MISS", skipSeenSubtrees: Bool = true,
                                 progress: ((Int) -> Void)? = nil) -> Report {
         let leafPositions = tree.itemLeafPositions()
         var recall = 0.0, precision = 0.0, counted = 0, returned = 0, short = 0

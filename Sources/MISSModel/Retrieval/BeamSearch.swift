@@ -9,12 +9,12 @@ public enum BeamSearch {
     public struct Config: Sendable {
         public var beamSize = 400
         public var finalK = 50
-        /// Not yet the default (the results tables were made without it): drop every inner candidate whose
-        /// leaves are all excluded items. Such a node can never yield an item, yet it takes a beam slot, so that
-        /// a user whose history fills the beam's last levels gets fewer than `finalK` items (docs/RESULTS.md,
-        /// ml-latest-small at K = 200).
-        public var skipSeenSubtrees = false
-        public init(beamSize: Int = 400, finalK: Int = 50, skipSeenSubtrees: Bool = false) {
+        /// Drop every inner candidate whose leaves are all excluded items before it is scored. Such a node can
+        /// never yield an item, yet it would take a beam slot: without this, a user whose history fills the
+        /// beam's last levels gets fewer than `finalK` items (ml-latest-small at K = 200: 24 of 122 users;
+        /// docs/RESULTS.md). Off reproduces the plain beam search of Eq. 8–10, which excludes only leaves.
+        public var skipSeenSubtrees = true
+        public init(beamSize: Int = 400, finalK: Int = 50, skipSeenSubtrees: Bool = true) {
             self.beamSize = beamSize
             self.finalK = finalK
             self.skipSeenSubtrees = skipSeenSubtrees
@@ -29,6 +29,9 @@ public enum BeamSearch {
         /// Mean over objectives: the ranking score.
         public var meanScores: [Float]
         public var kept: [Bool]
+        /// Children of the previous level's beam that were not scored because every item under them is excluded
+        /// (at the leaf level: the excluded leaves themselves; above it, only with `skipSeenSubtrees`).
+        public var skipped: Int
         public var coGSU: NodeEstimator.GSUResult
         public var mmGSU: NodeEstimator.GSUResult
     }
@@ -72,6 +75,7 @@ public enum BeamSearch {
         }
         for h in 1...max(1, tree.leafLevel) where tree.leafLevel >= 1 {
             var candidates = beam.flatMap { Array(tree.children(of: $0)) }
+            let children = candidates.count
             let isLeafLevel = h == tree.leafLevel
             if isLeafLevel && !exclude.isEmpty {
                 candidates = candidates.filter { !exclude.contains(tree.item(ofLeaf: $0)) }
@@ -87,7 +91,7 @@ public enum BeamSearch {
                 var kept = [Bool](repeating: false, count: candidates.count)
                 for i in keep { kept[i] = true }
                 levels.append(LevelTrace(level: h, candidates: candidates, probabilities: probabilities, meanScores: mean,
-                                         kept: kept, coGSU: f.co, mmGSU: f.mm))
+                                         kept: kept, skipped: children - candidates.count, coGSU: f.co, mmGSU: f.mm))
             }
             if isLeafLevel {
                 finalItems = beam.map { tree.item(ofLeaf: $0) }
