@@ -274,7 +274,7 @@ struct Eval: ParsableCommand {
             let dataset = try loadDataset(data)
             let emb = try ItemEmbeddings.load(from: URL(fileURLWithPath: embeddings), expectedItems: dataset.itemCount)
             var o = PaperSuite.Options()
-            o.seeds = seedList; o.ks = ks; o.beam = beam; o.mmLengths = lengths
+            o.seeds = seedList; o.ks = ks; o.beam = beam; o.mmLengths = lengths; o.skipSeenSubtrees = skipSeenSubtrees
             o.training.trainer.steps = steps; o.training.evalEvery = evalEvery; o.training.patience = patience
             o.training.config.objectives = dataset.objectives.count
             o.sasrec.steps = sasrecSteps
@@ -289,6 +289,7 @@ struct Eval: ParsableCommand {
             }
             bar.finish()
             let command = "miss eval --suite paper --data \(data) --embeddings \(embeddings) --seeds \(seeds) --steps \(steps) --eval-every \(evalEvery) --patience \(patience) --sasrec-steps \(sasrecSteps) --k \(k) --beam \(beam) --mm-lengths \(mmLengths)"
+                + (skipSeenSubtrees == SkipSeenSubtrees.byDefault ? "" : " --no-skip-seen-subtrees")
             let md = PaperSuite.markdown(result, command: command)
             print(md)
             if let json {

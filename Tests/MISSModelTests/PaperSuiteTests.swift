@@ -45,6 +45,11 @@ import MISSModel
         #expect(pop.recall[0] == pop.recall[1])
         let md = PaperSuite.markdown(r, command: "miss eval --suite paper …")
         #expect(md.contains("#### Table 1") && md.contains("| TDM+MMoE |") && md.contains("| SASRec |") && md.contains("± "))
+        // The record says which beam search the tree models ran, and the Markdown says it in words.
+        #expect(r.skipSeenSubtrees == true && md.contains("retrieval beam 10, which does not score subtrees whose items are all in the user's history"))
+        var plain = r
+        plain.skipSeenSubtrees = false
+        #expect(PaperSuite.markdown(plain, command: "").contains("retrieval beam 10, the plain beam search"))
         // A method that returned fewer than K items to some user says so under its table, and only then.
         for row in r.rows {
             let note = "\(row.method) at K = \(row.k) returned"

@@ -24,6 +24,9 @@ public enum PaperSuite {
         public var sasrec = SASRecTraining.Options()
         public var ks = [50, 200]
         public var beam = 200
+        /// Every tree model's beam search, in validation and test, skips subtrees whose items are all in the
+        /// user's history (`BeamSearch.Config`; off in the tables before the twentieth session).
+        public var skipSeenSubtrees = BeamSearch.Config().skipSeenSubtrees
         public var mmLengths = [1000, 2000, 4000, 8000]
         public var splitSeed: UInt64 = 1
         public init() {}
@@ -56,6 +59,8 @@ public enum PaperSuite {
         public var seeds: [UInt64]
         public var steps: Int
         public var beam: Int
+        /// Absent in results written before it was recorded (they were made without the skip).
+        public var skipSeenSubtrees: Bool?
         public var config: EstimatorConfig
         public var rows: [Row]
         public var seconds: Double
@@ -116,6 +121,7 @@ public enum PaperSuite {
                 var o = options.training
                 configure(&o.config)
                 o.trainer.seed = seed
+                o.skipSeenSubtrees = options.skipSeenSubtrees
                 let s0 = Date()
                 let outcome = try ModelTraining.run(dataset: dataset, tree: tree, itemMM: itemMM, split: split, options: o)
                 log(String(format: "seed %llu %@: %d steps in %.0f s (%.0f samples/s), best validation H@hRecall %.3f at step %d",
@@ -132,7 +138,8 @@ public enum PaperSuite {
                 let outcome = try train(trees[keyPath: v.tree], v.configure, label: v.method)
                 for k in options.ks {
                     let report = Evaluation.evaluate(estimator: outcome.estimator, tree: trees[keyPath: v.tree], dataset: dataset, users: test,
-                                                     k: k, beamSize: max(options.beam, k), method: v.method)
+                                                     k: k, beamSize: max(options.beam, k), method: v.method,
+                                                     skipSeenSubtrees: options.skipSeenSubtrees)
                     record(v.table, v.method, k, report, cost(outcome))
                     if v.method == "MISS" && options.mmLengths.contains(options.training.config.mmLength) {
                         record("Length study", "MISS L_mm=\(options.training.config.mmLength)", k, report, cost(outcome))
@@ -162,7 +169,8 @@ public enum PaperSuite {
             (a.table, a.k, rank(a.method)) < (b.table, b.k, rank(b.method))
         }
         return Result(dataset: dataset.name, items: dataset.itemCount, testUsers: test.count, seeds: options.seeds,
-                      steps: options.training.trainer.steps, beam: options.beam, config: options.training.config, rows: ordered,
+                      steps: options.training.trainer.steps, beam: options.beam,
+                      skipSeenSubtrees: options.skipSeenSubtrees, config: options.training.config, rows: ordered,
                       seconds: Date().timeIntervalSince(t0))
     }
 
@@ -187,7 +195,9 @@ public enum PaperSuite {
         }
         var md = "### \(r.dataset): \(r.items) items, \(r.testUsers) test users, seeds \(r.seeds.map(String.init).joined(separator: ", "))\n\n"
         md += "Command: `\(command)` (\(Int(r.seconds)) s). Training: \(r.steps) steps at most per model (early stopping on validation H@hRecall), "
-        md += "d \(r.config.idDim), L_co \(r.config.coLength), L_mm \(r.config.mmLength), K \(r.config.topK); retrieval beam \(r.beam). "
+        md += "d \(r.config.idDim), L_co \(r.config.coLength), L_mm \(r.config.mmLength), K \(r.config.topK); retrieval beam \(r.beam)"
+        md += r.skipSeenSubtrees == true ? ", which does not score subtrees whose items are all in the user's history. "
+            : r.skipSeenSubtrees == false ? ", the plain beam search (subtrees whose items are all in the history take beam slots). " : ". "
         md += "Values are percentages, mean ± std over the seeds. "
         md += "\"best / run\": per seed, the step of the best validation (the weights evaluated) and the steps trained; "
         md += "a best step at the budget means the model was still improving, fewer steps run than the budget that early stopping ended it.\n"

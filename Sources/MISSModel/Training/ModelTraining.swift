@@ -14,6 +14,8 @@ public enum ModelTraining {
         public var patience = 5
         public var validationUsers = 60
         public var validationK = 50
+        /// The validation's beam search skips subtrees whose items are all in the history (`BeamSearch.Config`).
+        public var skipSeenSubtrees = BeamSearch.Config().skipSeenSubtrees
         public init() {}
     }
 
@@ -67,7 +69,8 @@ public enum ModelTraining {
             guard options.evalEvery > 0, !validation.isEmpty, r.step % options.evalEvery == 0 || r.step == steps else { return .proceed }
             let v0 = Date()
             let report = Evaluation.evaluate(estimator: estimator, tree: tree, dataset: dataset, users: validation,
-                                             k: options.validationK, beamSize: options.validationK)
+                                             k: options.validationK, beamSize: options.validationK,
+                                             skipSeenSubtrees: options.skipSeenSubtrees)
             let score = Evaluation.meanOverLevels(report.hierarchicalRecall)
             history.append(Validation(step: r.step, score: score))
             let (improved, stop) = stopping.record(score: score, step: r.step, parameters: estimator.parameters)
