@@ -190,8 +190,13 @@ private func beamView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) 
     let counts = "\(lv.candidates.count) candidates · \(lv.keptCount) kept (beam \(t.beamSize)) · H@hRecall \(h)"
     let skipped = lv.skipped > 0 ? " · \(lv.skipped) all-seen skipped" : ""
     let full = "Level \(lv.level) of \(t.levels.count) · \(counts)\(skipped) · search \(ms) ms"
-    // On a narrow terminal the shorter form, so that the search time is not cut off.
-    screen.put(Text.either(full, or: "Level \(lv.level)/\(t.levels.count) · \(counts) · \(ms) ms", within: s.width - 2),
+    // On a narrow terminal a shorter form, so that the search time is not cut off; the count of all-seen
+    // subtrees skipped stays when it fits.
+    let medium = "Level \(lv.level)/\(t.levels.count) · \(counts) · \(ms) ms"
+    let compact = "L\(lv.level)/\(t.levels.count) · \(lv.candidates.count) cand. · \(lv.keptCount) kept (beam \(t.beamSize)) · H@h \(h)"
+        + " · \(lv.skipped) skipped · \(ms) ms"
+    let forms = [full] + (lv.skipped > 0 ? [compact] : []) + [medium]
+    screen.put(forms.first { Screen.columns($0) <= s.width - 2 } ?? medium,
                x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
     let wide = s.width >= 120
     let leftWidth = wide ? s.width * 3 / 5 : s.width

@@ -103,7 +103,7 @@ import MISSTestSupport
         s = try tmux.waitFor("Left the beam at:")
         #expect(s.contains("held-out targets") && s.contains("cut-off"))
         try tmux.keys("Enter")
-        s = try tmux.waitFor("candidates ·")
+        s = try tmux.waitFor("kept (beam")   // the Beam view's header, in each of its forms
         try tmux.keys("?")
         s = try tmux.waitFor("Keys (this table")
         try tmux.keys("Escape")

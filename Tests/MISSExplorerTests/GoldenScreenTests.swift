@@ -200,6 +200,10 @@ import MISSExplorer
         s.level = t.levels[i].level
         #expect(render(s).text.contains("\(t.levels[i].candidates.count) candidates · \(t.levels[i].keptCount) kept (beam 6)"))
         #expect(render(s).text.contains("· \(t.levels[i].skipped) all-seen skipped ·"))
+        // At 80 columns the header's compact form keeps the count.
+        s = reduce(s, .resized(width: 80, height: 24))
+        #expect(render(s).text.contains("\(t.levels[i].candidates.count) cand. · \(t.levels[i].keptCount) kept (beam 6) · H@h "))
+        #expect(render(s).text.contains("· \(t.levels[i].skipped) skipped ·"))
         let snapshot = try #require(Snapshot(state: s, bundle: "b", data: "d"))
         #expect(snapshot.skipped == t.levels[i].skipped)
         #expect(Exporter.markdown(snapshot).contains("\(t.levels[i].skipped) children of the previous beam not scored"))
