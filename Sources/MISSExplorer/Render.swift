@@ -195,8 +195,7 @@ private func beamView(_ screen: inout Screen, _ body: Body, _ s: ExplorerState) 
     let medium = "Level \(lv.level)/\(t.levels.count) · \(counts) · \(ms) ms"
     let compact = "L\(lv.level)/\(t.levels.count) · \(lv.candidates.count) cand. · \(lv.keptCount) kept (beam \(t.beamSize)) · H@h \(h)"
         + " · \(lv.skipped) skipped · \(ms) ms"
-    let forms = [full] + (lv.skipped > 0 ? [compact] : []) + [medium]
-    screen.put(forms.first { Screen.columns($0) <= s.width - 2 } ?? medium,
+    screen.put(Text.firstFitting([full] + (lv.skipped > 0 ? [compact] : []) + [medium], within: s.width - 2),
                x: 1, y: body.y, style: .bold, maxWidth: s.width - 2)
     let wide = s.width >= 120
     let leftWidth = wide ? s.width * 3 / 5 : s.width

@@ -107,7 +107,12 @@ public enum Text {
 
     /// `long` when it fits in `n` columns, else `short` (a line's narrow-terminal form).
     public static func either(_ long: String, or short: String, within n: Int) -> String {
-        Screen.columns(long) <= n ? long : short
+        firstFitting([long, short], within: n)
+    }
+
+    /// The first of `forms` (longest first) that fits in `n` columns, else the last.
+    public static func firstFitting(_ forms: [String], within n: Int) -> String {
+        forms.first { Screen.columns($0) <= n } ?? forms.last ?? ""
     }
 
     public static func percent(_ x: Double) -> String { x.isFinite ? String(format: "%.1f%%", x * 100) : "–" }
