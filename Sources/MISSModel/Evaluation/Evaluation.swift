@@ -13,8 +13,8 @@ public enum Evaluation {
         public var precision: Double
         /// H@hRecall per level h (index = level), MISS only.
         public var hierarchicalRecall: [Double]
-        /// Items returned per user, on average, and the users who got fewer than K (a beam search excludes the
-        /// history only at the leaves: a beam full of already-seen items' subtrees leaves fewer than K to return).
+        /// Items returned per user, on average, and the users who got fewer than K (a catalogue with fewer than K
+        /// unseen items; or, without `skipSeenSubtrees`, a beam full of already-seen items' subtrees).
         public var meanReturned: Double = 0
         public var usersShort = 0
     }

@@ -220,7 +220,7 @@ public enum PaperSuite {
                 md += first.samplesPerSecond.allSatisfy { $0 == 0 } ? " – |" : String(format: " %.0f |", meanStd(first.samplesPerSecond).0)
                 md += " \(stepsCell(first)) |\n"
             }
-            // Lists shorter than K (a beam full of the history's subtrees), which lower recall and precision.
+            // Lists shorter than K (without the skip, a beam full of the history's subtrees), which lower recall and precision.
             for row in rows where row.usersShort.contains(where: { $0 > 0 }) {
                 md += String(format: "\n%@ at K = %d returned %.1f items per user on average; ", row.method, row.k, meanStd(row.meanReturned).0)
                 md += "users with fewer than \(row.k), per seed: \(row.usersShort.map(String.init).joined(separator: ", ")) of \(r.testUsers).\n"
