@@ -12,6 +12,16 @@ enum TrainingDefaults {
     static let evalEvery = ModelTraining.Options().evalEvery, patience = ModelTraining.Options().patience
 }
 
+extension LevelwiseTrainer.TargetSampling: ExpressibleByArgument {}
+
+/// `--rank-by`: an objective of `dataset` by name or index.
+func rankingObjective(_ name: String, dataset: Dataset, file: String) throws -> Int {
+    if let i = dataset.objectives.firstIndex(of: name) { return i }
+    if let i = Int(name), dataset.objectives.indices.contains(i) { return i }
+    throw InputError(file: file, location: "--rank-by \(name)", problem: "the dataset's objectives are \(dataset.objectives.joined(separator: ", "))",
+                     fix: "Pass one of those names or an index 0…\(dataset.objectives.count - 1)")
+}
+
 /// `--skip-seen-subtrees` / `--no-skip-seen-subtrees` of `miss eval` and `miss retrieve`.
 enum SkipSeenSubtrees {
     static let byDefault = BeamSearch.Config().skipSeenSubtrees
@@ -43,7 +53,10 @@ struct Train: ParsableCommand {
     @Option(help: "Objectives to train (the dataset's first N; 1 = single objective, as TDM). Default: all.") var objectives: Int?
     @Flag(help: "Ablation \"w/o Co-GSU\": no Co-GSU/Co-SBS representation.") var noCoGsu = false
     @Flag(help: "Ablation \"w/o MM-GSU\" (and TDM): no MM-GSU/MM-SBS representation.") var noMmGsu = false
-    @Option(help: "Validate (H@hRecall and Recall@K on validation users) and checkpoint every N steps; 0 = never.") var evalEvery = TrainingDefaults.evalEvery
+    @Flag(help: "No multi-modal node feature: the node's frozen MM embedding z_n is left out of the head's input (the paper's baselines, with --no-mm-gsu on a tree not built from MM embeddings, see no MM feature).") var noMmNodeFeature = false
+    @Option(help: "Training targets: unseen-items (the test's: the next distinct items not in the history, labels OR-ed per node, negatives never a positive) or next-behaviours (the next behaviours, re-consumptions included).") var targets: LevelwiseTrainer.TargetSampling = .unseenItems
+    @Option(help: "Rank the beam by this objective's probability (name or index) instead of the paper's mean over objectives (validation too).") var rankBy: String?
+    @Option(help: "Validate (Recall@K with beam K on validation users, the early-stopping score) and checkpoint every N steps; 0 = never.") var evalEvery = TrainingDefaults.evalEvery
     @Option(help: "Stop after this many validations without improvement; 0 = never stop early.") var patience = TrainingDefaults.patience
     @Option(help: "Validation users per validation (the first N of the split's validation users).") var validationUsers = 60
     @Option(help: "K (and beam) of the validation retrieval.") var validationK = 50
@@ -89,14 +102,15 @@ struct Train: ParsableCommand {
                 }
                 config.objectives = objectives
             }
-            config.useCoGSU = !noCoGsu; config.useMMGSU = !noMmGsu
+            config.useCoGSU = !noCoGsu; config.useMMGSU = !noMmGsu; config.mmNodeFeature = !noMmNodeFeature
             let split = EvaluationSplit(dataset: dataset, seed: splitSeed)
             var options = ModelTraining.Options()
             options.config = config
             options.trainer.steps = steps; options.trainer.instancesPerBatch = batch; options.trainer.negativesPerLevel = negatives
             options.trainer.learningRate = learningRate; options.trainer.seed = seed
             options.trainer.nearNegatives = nearNegatives; options.trainer.nearSpan = nearSpan
-            options.trainer.nearFromLevel = nearFromLevel
+            options.trainer.nearFromLevel = nearFromLevel; options.trainer.targets = targets
+            options.rankingObjective = try rankBy.map { try rankingObjective($0, dataset: dataset, file: data) }
             options.evalEvery = evalEvery; options.patience = patience
             options.validationUsers = validationUsers; options.validationK = validationK
             let bar = ProgressBar("train", total: steps, unit: "steps")
@@ -112,7 +126,7 @@ struct Train: ParsableCommand {
             }
             let outcome = try ModelTraining.run(dataset: dataset, tree: indexTree, itemMM: emb.multimodal, split: split, options: options,
                                                 progress: { r, rate, best in
-                let v = best.map { String(format: ", best val H@hRecall %.3f @%d", $0.score, $0.step) } ?? ""
+                let v = best.map { String(format: ", best val Recall@%d %.3f @%d", validationK, $0.score, $0.step) } ?? ""
                 bar.update(r.step, status: String(format: "loss %.4f, %.0f samples/s", r.loss, rate) + v)
             }, checkpoint: { estimator, step, score in
                 // A checkpoint of the current weights, atomically (a crash leaves the previous one intact).
@@ -120,9 +134,9 @@ struct Train: ParsableCommand {
             })
             bar.finish()
             if let best = outcome.best {
-                print(String(format: "validation (%d users, mean H@hRecall@%d over levels) by step: %@; best %.4f at step %d (Recall@%d %.4f)%@",
-                             min(validationUsers, split.validation.count), validationK, outcome.history.map(\.short).joined(separator: " "), best.score, best.step,
-                             validationK, best.recall, outcome.stepsRun < steps ? "; stopped early at step \(outcome.stepsRun)" : ""))
+                print(String(format: "validation (%d users, Recall@%d, beam %d) by step: %@; best %.4f at step %d%@",
+                             min(validationUsers, split.validation.count), validationK, validationK, outcome.history.map(\.short).joined(separator: " "),
+                             best.score, best.step, outcome.stepsRun < steps ? "; stopped early at step \(outcome.stepsRun)" : ""))
             }
             var final = bundle(outcome.estimator, outcome.trainingMetrics)
             if sasrecSteps > 0 {
@@ -194,19 +208,24 @@ struct Eval: ParsableCommand {
     @Option(help: "Bundle folder from `miss train` (not with --suite).") var bundle: String?
     @Option(help: "Dataset (.missdata).") var data: String
     @Option(help: "Comma-separated K values.") var k = "50,100,200"
-    @Option(help: "Beam size.") var beam = 200
+    @Option(help: "Beam size (at least K); default: K, the paper's.") var beam: Int?
     @Option(help: "Evaluate on the test or the validation users.") var users: UserSet = .test
     @Option(help: "Also write the reports as JSON here.") var json: String?
     @Flag(help: "Also score every item with the estimator, without the tree (a diagnostic of what beam search loses; slow).") var exhaustive = false
     @Flag(inversion: .prefixedNo, help: SkipSeenSubtrees.help) var skipSeenSubtrees = SkipSeenSubtrees.byDefault
-    @Option(help: "paper: train and evaluate the baselines, MISS, its ablations and the MM-GSU length study over several seeds (needs --embeddings).")
+    @Option(help: "paper: train and evaluate the baselines, MISS, its ablations and the MM-GSU length study on several split seeds (needs --embeddings).")
     var suite: Suite?
-    @Option(help: "With --suite: embeddings file from `miss embed`.") var embeddings: String?
-    @Option(help: "With --suite: comma-separated seeds.") var seeds = "1,2,3"
-    @Option(help: "With --suite: training steps per model at most (4000 on 2 cores, 3 seeds: about an hour on SampleData with the length study, 40 min on ml-latest-small without it; shorter budgets stop the tree models on a plateau, see docs/RESULTS.md).") var steps = TrainingDefaults.steps
+    @Option(help: "With --suite: embeddings files from `miss embed --split-seed S`, comma-separated, one per --split-seeds value in that order (each aligned on its split's training users).") var embeddings: String?
+    @Option(help: "With --suite: comma-separated split seeds (each its own train / validation / test users).") var splitSeeds = "1,2,3"
+    @Option(help: "With --suite: comma-separated training seeds per split.") var seeds = "1"
+    @Option(help: "With --suite: training steps per tree model at most (early stopping on validation Recall@K usually ends sooner; a model whose best validation is the last step is marked in the tables).") var steps = TrainingDefaults.steps
     @Option(help: "With --suite: validate every N steps (early stopping).") var evalEvery = TrainingDefaults.evalEvery
-    @Option(help: "With --suite: validations without gain before stopping.") var patience = TrainingDefaults.patience
+    @Option(help: "With --suite: validations without gain before stopping (every method).") var patience = TrainingDefaults.patience
+    @Option(help: "With --suite: K of the validation Recall@K every method early-stops on (default: the first --k).") var validationK: Int?
     @Option(help: "With --suite: comma-separated L_mm values of the length study (L_mm 4000 is MISS itself).") var mmLengths = "1000,2000,4000,8000"
+    @Option(help: "With --suite: the length study runs on this many of the split seeds (the first ones).") var lengthStudySplits = 1
+    @Option(help: "With --suite: training targets of every method (unseen-items: the test's definition; next-behaviours: re-consumptions included).") var targets: LevelwiseTrainer.TargetSampling = .unseenItems
+    @Option(help: "Rank by this objective (name or index) instead of the paper's mean over objectives.") var rankBy: String?
     @Option(help: "With --suite: also write the tables as Markdown here.") var markdown: String?
     @Option(help: "With --suite: SASRec training steps at most (batches of 128 users; validated every 250).") var sasrecSteps = 5000
 
@@ -223,11 +242,13 @@ struct Eval: ParsableCommand {
             let b = try ModelBundle.load(from: URL(fileURLWithPath: bundle), dataset: dataset)
             let split = EvaluationSplit(dataset: dataset, seed: b.manifest.dataset.splitSeed)
             let evalUsers = users == .test ? split.test : split.validation
+            let ranking = try rankBy.map { try rankingObjective($0, dataset: dataset, file: data) }
             var reports: [Evaluation.Report] = []
             for kk in ks {
                 let bar = ProgressBar("eval K=\(kk)", total: evalUsers.count, unit: "users")
                 reports.append(Evaluation.evaluate(estimator: b.estimator, tree: b.tree, dataset: dataset, users: evalUsers,
-                                                   k: kk, beamSize: max(beam, kk), skipSeenSubtrees: skipSeenSubtrees) { bar.update($0) })
+                                                   k: kk, beamSize: max(beam ?? kk, kk), skipSeenSubtrees: skipSeenSubtrees,
+                                                   rankingObjective: ranking) { bar.update($0) })
                 bar.finish()
                 if exhaustive {
                     let xbar = ProgressBar("all leaves K=\(kk)", total: evalUsers.count, unit: "users")
@@ -238,7 +259,8 @@ struct Eval: ParsableCommand {
                 }
                 reports.append(Evaluation.popularity(dataset: dataset, trainUsers: split.train, users: evalUsers, k: kk))
             }
-            print("\(users.rawValue) users of \(dataset.name) (split seed \(b.manifest.dataset.splitSeed)), beam \(beam)")
+            print("\(users.rawValue) users of \(dataset.name) (split seed \(b.manifest.dataset.splitSeed)), beam \(beam.map(String.init) ?? "K")"
+                  + (ranking.map { ", ranked by \(dataset.objectives[$0])" } ?? ""))
             print("  method        K   users   Recall@K  Precision@K  returned (mean, users short of K)")
             for r in reports {
                 print("  " + r.method.padding(toLength: 10, withPad: " ", startingAt: 0)
@@ -264,32 +286,57 @@ struct Eval: ParsableCommand {
     }
 
     func runSuite(ks: [Int]) throws {
-        guard let embeddings else { throw ValidationError("--suite paper needs --embeddings (from `miss embed`)") }
+        guard let embeddings else { throw ValidationError("--suite paper needs --embeddings (from `miss embed`, one per split seed)") }
+        let splitList = splitSeeds.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
         let seedList = seeds.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
         let lengths = mmLengths.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !seedList.isEmpty, !lengths.isEmpty, lengths.allSatisfy({ $0 >= 1 }), steps >= 1, sasrecSteps >= 1 else {
-            throw ValidationError("--seeds and --mm-lengths need comma-separated numbers, --steps and --sasrec-steps ≥ 1")
+        let embeddingFiles = embeddings.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !splitList.isEmpty, !seedList.isEmpty, !lengths.isEmpty, lengths.allSatisfy({ $0 >= 1 }), steps >= 1, sasrecSteps >= 1,
+              lengthStudySplits >= 0, (validationK ?? 1) >= 1, (beam ?? 1) >= 1 else {
+            throw ValidationError("--split-seeds, --seeds and --mm-lengths need comma-separated numbers, --steps and --sasrec-steps ≥ 1")
+        }
+        guard embeddingFiles.count == splitList.count else {
+            throw ValidationError("--embeddings has \(embeddingFiles.count) files for \(splitList.count) split seeds: give one per split seed, in the order of --split-seeds")
         }
         try runReportingInputErrors {
             let dataset = try loadDataset(data)
-            let emb = try ItemEmbeddings.load(from: URL(fileURLWithPath: embeddings), expectedItems: dataset.itemCount)
+            // Each split's embeddings were aligned on that split's training users: check it, then load them as needed.
+            var files: [UInt64: String] = [:]
+            for (split, file) in zip(splitList, embeddingFiles) {
+                let emb = try ItemEmbeddings.load(from: URL(fileURLWithPath: file), expectedItems: dataset.itemCount)
+                if let recorded = emb.metadata["split_seed"], recorded != String(split) {
+                    throw InputError(file: file, location: "__metadata__.split_seed", problem: "was aligned on split seed \(recorded), listed for split seed \(split)",
+                                     fix: "Run `miss embed --data \(data) --split-seed \(split) --out …` and list its output at that place in --embeddings")
+                }
+                files[split] = file
+            }
             var o = PaperSuite.Options()
-            o.seeds = seedList; o.ks = ks; o.beam = beam; o.mmLengths = lengths; o.skipSeenSubtrees = skipSeenSubtrees
+            o.splitSeeds = splitList; o.seeds = seedList; o.ks = ks; o.beam = beam; o.mmLengths = lengths
+            o.lengthStudySplits = lengthStudySplits; o.skipSeenSubtrees = skipSeenSubtrees
             o.training.trainer.steps = steps; o.training.evalEvery = evalEvery; o.training.patience = patience
+            o.training.validationK = validationK ?? ks[0]; o.training.trainer.targets = targets
+            o.training.rankingObjective = try rankBy.map { try rankingObjective($0, dataset: dataset, file: data) }
             o.training.config.objectives = dataset.objectives.count
             o.sasrec.steps = sasrecSteps
             let t0 = Date()
-            let perSeed = 2 + 5 + 1 + lengths.filter { $0 != o.training.config.mmLength }.count
-            let bar = ProgressBar("suite", total: seedList.count * perSeed, unit: "models")
+            let bar = ProgressBar("suite", total: o.modelCount(), unit: "models")
             var done = 0
-            let result = try PaperSuite.run(dataset: dataset, itemMM: emb.multimodal, options: o) { line in
+            let result = try PaperSuite.run(dataset: dataset, itemMM: { split in
+                try ItemEmbeddings.load(from: URL(fileURLWithPath: files[split]!), expectedItems: dataset.itemCount).multimodal
+            }, options: o) { line in
                 done += 1
                 FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line + "\n").utf8))
                 bar.update(done)
             }
             bar.finish()
-            let command = "miss eval --suite paper --data \(data) --embeddings \(embeddings) --seeds \(seeds) --steps \(steps) --eval-every \(evalEvery) --patience \(patience) --sasrec-steps \(sasrecSteps) --k \(k) --beam \(beam) --mm-lengths \(mmLengths)"
-                + (skipSeenSubtrees == SkipSeenSubtrees.byDefault ? "" : " --no-skip-seen-subtrees")
+            var command = "miss eval --suite paper --data \(data) --embeddings \(embeddings) --split-seeds \(splitSeeds) --seeds \(seeds) --steps \(steps)"
+            command += " --eval-every \(evalEvery) --patience \(patience) --sasrec-steps \(sasrecSteps) --k \(k) --mm-lengths \(mmLengths)"
+            command += " --length-study-splits \(lengthStudySplits)"
+            if let beam { command += " --beam \(beam)" }
+            if let validationK { command += " --validation-k \(validationK)" }
+            if targets != .unseenItems { command += " --targets \(targets.rawValue)" }
+            if let rankBy { command += " --rank-by \(rankBy)" }
+            if skipSeenSubtrees != SkipSeenSubtrees.byDefault { command += " --no-skip-seen-subtrees" }
             let md = PaperSuite.markdown(result, command: command)
             print(md)
             if let json {
@@ -297,13 +344,13 @@ struct Eval: ParsableCommand {
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
                 enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
                 try AtomicWrite.write(try enc.encode(result), to: URL(fileURLWithPath: json))
-                print("wrote \(json)")
+                print("wrote \(json) (every run's per-user numbers)")
             }
             if let markdown {
                 try AtomicWrite.write(md, to: URL(fileURLWithPath: markdown))
                 print("wrote \(markdown)")
             }
-            print(String(format: "suite done in %.0f s", Date().timeIntervalSince(t0)))
+            print(String(format: "suite done in %.0f s: %d models trained", Date().timeIntervalSince(t0), done))
         }
     }
 }

@@ -33,7 +33,8 @@ import MISSData
     @Test func nearNegativesComeFromTheNeighbourhoodAndZeroIsThePapersSampling() throws {
         let (d, tree, split) = try world()
         let trainer = LevelwiseTrainer(dataset: d, tree: tree, users: split.train)
-        let config = LevelwiseTrainer.Config()
+        var config = LevelwiseTrainer.Config()
+        config.targets = .nextBehaviours   // one positive then its negatives, per target and level
         var rng = Xoshiro256StarStar(seed: 9)
         var nearCount = 0, total = 0
         for _ in 0..<30 {
@@ -65,7 +66,8 @@ import MISSData
     @Test func nearNegativesFromALevelOnlyBelowItAndLevelOneIsEveryLevel() throws {
         let (d, tree, split) = try world()
         let trainer = LevelwiseTrainer(dataset: d, tree: tree, users: split.train)
-        let config = LevelwiseTrainer.Config()
+        var config = LevelwiseTrainer.Config()
+        config.targets = .nextBehaviours   // one positive then its negatives, per target and level
         let from = tree.leafLevel - 2
         var rng = Xoshiro256StarStar(seed: 11)
         var deepNear = 0, deepTotal = 0, shallowOutside = 0, shallowTotal = 0
@@ -99,6 +101,83 @@ import MISSData
         // Deep levels: every negative near; shallow ones: uniform over the level, so mostly elsewhere.
         #expect(deepTotal > 100 && deepNear > deepTotal / 2)
         #expect(shallowTotal > 100 && shallowOutside > shallowTotal / 3)
+    }
+
+    /// One user, items 0–15 (a 16-leaf tree, levels 0–4), sequence 0 1 2 1 3 0 4 5 4 6 7 2 8 with labels
+    /// (bit 0 every behaviour; bit 1 on the behaviours at indices 6 and 8: both are item 4).
+    func handMade() -> (Dataset, IndexTree) {
+        var b = BehaviourTableBuilder()
+        for (t, item) in [0, 1, 2, 1, 3, 0, 4, 5, 4, 6, 7, 2, 8].enumerated() {
+            b.add(user: "u", item: item, time: Int64(t), labels: t == 6 || t == 8 ? 3 : 1)
+        }
+        let t = b.build()
+        let d = Dataset(name: "hand", objectives: ["view", "like"], itemIDs: (0..<16).map { "i\($0)" }, itemTitles: (0..<16).map { "\($0)" },
+                        itemTexts: Array(repeating: "", count: 16), itemCategories: Array(repeating: -1, count: 16), categoryNames: [],
+                        modalities: [], userIDs: t.userIDs, userOffsets: t.offsets, behaviourItems: t.items, behaviourTimes: t.times,
+                        behaviourLabels: t.labels)
+        var rng = Xoshiro256StarStar(seed: 2)
+        return (d, IndexTree.build(embeddings: Matrix.randomNormal(16, 3, using: &rng).l2NormalizedRows(), kind: .multimodal))
+    }
+
+    /// The test's targets, by hand: after the cut, the next distinct items not in the history.
+    @Test func unseenTargetsSkipTheHistoryAndRepeats() {
+        let (d, tree) = handMade()
+        let trainer = LevelwiseTrainer(dataset: d, tree: tree, users: [0])
+        // Cut 3 (history 0 1 2): 1 (index 3) and 0 (5) are in the history, 4 repeats at 8, 2 at 11.
+        #expect(trainer.unseenTargets(from: 3, end: 13, count: 4) == [4, 6, 7, 9])
+        #expect(trainer.unseenTargets(from: 3, end: 13, count: 9) == [4, 6, 7, 9, 10, 12])
+        // Cut 7 (history holds 4): index 8 (4 again) and 11 (2) are not targets.
+        #expect(trainer.unseenTargets(from: 7, end: 13, count: 9) == [7, 9, 10, 12])
+        #expect(trainer.unseenTargets(from: 13, end: 13, count: 4).isEmpty)
+        // Every drawn instance: targets distinct, none in its history; the legacy sampling takes the next behaviours.
+        var rng = Xoshiro256StarStar(seed: 5)
+        var config = LevelwiseTrainer.Config()
+        for _ in 0..<200 {
+            let inst = try! #require(trainer.instance(&rng, config: config))
+            let history = Set(d.behaviourItems[d.behaviours(of: 0).lowerBound..<inst.cut])
+            let items = inst.targets.map { d.behaviourItems[$0] }
+            #expect(Set(items).count == items.count && history.isDisjoint(with: items) && inst.targets.allSatisfy { $0 >= inst.cut })
+            #expect(inst.targets == trainer.unseenTargets(from: inst.cut, end: 13, count: config.targetsPerInstance))
+        }
+        config.targets = .nextBehaviours
+        let legacy = try! #require(trainer.instance(&rng, config: config))
+        #expect(legacy.targets == Array(legacy.cut..<min(13, legacy.cut + 4)) && legacy.sampling == .nextBehaviours)
+    }
+
+    /// Samples of unseen targets: per level, each positive once with its targets' labels OR-ed, and `negatives`
+    /// per target that are never a positive of the level; the legacy sampling repeats shared ancestors.
+    @Test func mergedSamplesOrLabelsAndNeverUseAPositiveAsNegative() {
+        let (d, tree) = handMade()
+        let trainer = LevelwiseTrainer(dataset: d, tree: tree, users: [0])
+        var rng = Xoshiro256StarStar(seed: 7)
+        // Targets: item 4 (index 6, labels view + like), 5 (7, view), 6 (9, view).
+        let inst = LevelwiseTrainer.Instance(user: 0, cut: 6, targets: [6, 7, 9], sampling: .unseenItems)
+        for near in [0.0, 1.0] {
+            let (nodes, labels) = trainer.samples(inst, negatives: 3, near: near, nearSpan: 1, &rng)
+            var i = 0
+            for h in stride(from: tree.leafLevel, through: 1, by: -1) {
+                let ancestors = [4, 5, 6].map { tree.ancestor(of: tree.leafNode(position: Int(tree.itemLeafPositions()[$0])), atLevel: h) }
+                var positives: [Int] = []
+                for a in ancestors where !positives.contains(a) { positives.append(a) }
+                #expect(Array(nodes[i..<(i + positives.count)]) == positives, "level \(h)")
+                for (j, p) in positives.enumerated() {
+                    // like (objective 1) only where item 4 is under the node; view everywhere.
+                    #expect(labels[i + j, 0] == 1 && labels[i + j, 1] == (p == ancestors[0] ? 1 : 0))
+                }
+                i += positives.count
+                let width = tree.nodes(atLevel: h).count
+                let negatives = width > positives.count ? 3 * 3 : 0
+                for j in i..<(i + negatives) {
+                    #expect(tree.level(of: nodes[j]) == h && !positives.contains(nodes[j]) && labels[j, 0] == 0 && labels[j, 1] == 0)
+                }
+                i += negatives
+            }
+            #expect(i == nodes.count)
+        }
+        // The same targets sampled as next behaviours: a shared ancestor is a positive once per target.
+        let legacy = LevelwiseTrainer.Instance(user: 0, cut: 6, targets: [6, 7, 9], sampling: .nextBehaviours)
+        let level1 = trainer.samples(legacy, negatives: 0, &rng).nodes.filter { tree.level(of: $0) == 1 }
+        #expect(level1.count == 3)
     }
 
     @Test func distinctNodesKeepFirstAppearanceOrder() {

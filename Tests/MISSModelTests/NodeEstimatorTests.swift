@@ -40,6 +40,33 @@ import MISSTestSupport
         }
     }
 
+    /// The baselines see no multi-modal feature: without MM-GSU and without `mmNodeFeature`, the node's frozen
+    /// MM embedding z_n reaches no score — two estimators that differ only in their trees' node MM embeddings
+    /// give the same logits, in training's forward pass and in scoring. With `mmNodeFeature` the same change
+    /// moves them (the check can fail), and the head's z_n columns are the only x columns that are zeros.
+    @Test(arguments: [false, true])
+    func mmNodeFeatureDecidesWhetherZnReachesTheScores(_ mmNode: Bool) {
+        var rng = Xoshiro256StarStar(seed: 41)
+        var c = EstimatorConfig()
+        c.idDim = 4; c.coLength = 12; c.mmLength = 10; c.topK = 4; c.experts = 2; c.expertHidden = 5
+        c.towerHidden = 3; c.objectives = 2; c.userRecent = 5; c.useMMGSU = false; c.mmNodeFeature = mmNode
+        let itemMM = Matrix.randomNormal(20, 6, using: &rng).l2NormalizedRows()
+        let other = Matrix.randomNormal(20, 6, using: &rng).l2NormalizedRows()
+        let tree = IndexTree.build(embeddings: itemMM, kind: .multimodal)
+        let a = NodeEstimator(config: c, tree: tree, itemMM: itemMM, seed: 5)
+        let b = NodeEstimator(config: c, tree: tree.withNodeEmbeddings(from: other), itemMM: other, seed: 5)
+        #expect(a.nodeMM.storage != b.nodeMM.storage)
+        let history = (0..<15).map { _ in Int32(rng.nextInt(below: 20)) }
+        let nodes = Array(1..<tree.nodeCount)
+        let fa = a.forward(a.context(history: history[...]), nodes: nodes), fb = b.forward(b.context(history: history[...]), nodes: nodes)
+        let sa = a.forward(a.context(history: history[...]), nodes: nodes, keepSelections: false, backwardCaches: false)
+        let sb = b.forward(b.context(history: history[...]), nodes: nodes, keepSelections: false, backwardCaches: false)
+        #expect((fa.logits.storage == fb.logits.storage) == !mmNode)
+        #expect((sa.logits.storage == sb.logits.storage) == !mmNode)
+        let zColumns = fa.x.columns(c.idDim..<(c.idDim + 6))
+        #expect((zColumns.maxAbs == 0) == !mmNode)
+    }
+
     /// x_user's products folded into the head's bias (`headUserBias`): the forward passes' logits are the head
     /// over Eq. 16's whole x = [e_n | z_n | x_user | x_co | x_mm] (`headLogits`), up to rounding.
     @Test func userColumnsFoldedIntoTheBiasGiveTheWholeInputsLogits() {

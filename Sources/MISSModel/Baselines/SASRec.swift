@@ -193,6 +193,9 @@ public enum SASRecTraining {
         public var patience = 4
         public var validationUsers = 60
         public var validationK = 50
+        /// The positive of an instance, as the tree models' `LevelwiseTrainer.Config.targets`: the next item not in
+        /// the history (`unseenItems`, the test's definition) or the next behaviour (`nextBehaviours`).
+        public var targets = LevelwiseTrainer.TargetSampling.unseenItems
         public init() {}
     }
 
@@ -218,6 +221,7 @@ public enum SASRecTraining {
         }
         var total = 0.0
         let cdf = users.map { total += Double(dataset.sequenceLength(of: $0) - 1); return total }
+        let nextFirst = options.targets == .unseenItems ? LevelwiseTrainer.nextFirstOccurrences(dataset, users: users) : []
         let model = SASRec(config: options.config, items: dataset.itemCount, seed: options.seed)
         let validation = Array(EvaluationSplit.usersWithTargets(split.validation, in: dataset).prefix(options.validationUsers))
         var rng = Xoshiro256StarStar(seed: options.seed).derived("sasrec-samples")
@@ -231,16 +235,23 @@ public enum SASRecTraining {
             model.zeroGrad()
             var histories: [ArraySlice<Int32>] = [], positives: [Int] = []
             for _ in 0..<options.batch {
-                let u = users[rng.nextIndex(cdf: cdf)]
-                let r = dataset.behaviours(of: u)
-                let cut = r.lowerBound + 1 + rng.nextInt(below: r.count - 1)
-                histories.append(dataset.behaviourItems[r.lowerBound..<cut])
-                positives.append(Int(dataset.behaviourItems[cut]))
+                // With unseen targets, a cut after which the user has no new item is drawn again (a few times at most).
+                for _ in 0..<(options.targets == .unseenItems ? LevelwiseTrainer.maximumDraws : 1) {
+                    let u = users[rng.nextIndex(cdf: cdf)]
+                    let r = dataset.behaviours(of: u)
+                    let cut = r.lowerBound + 1 + rng.nextInt(below: r.count - 1)
+                    let target = options.targets == .unseenItems ? Int(nextFirst[cut]) : cut
+                    guard target < r.upperBound else { continue }
+                    histories.append(dataset.behaviourItems[r.lowerBound..<cut])
+                    positives.append(Int(dataset.behaviourItems[target]))
+                    break
+                }
             }
+            precondition(!histories.isEmpty, "SASRec: no instance with a target in \(LevelwiseTrainer.maximumDraws) draws")
             let negatives = (0..<options.config.negatives).map { _ in rng.nextInt(below: dataset.itemCount) }
             lastLoss = model.trainStep(histories: histories, positives: positives, negatives: negatives)
             adam.step(parameters)
-            samples += options.batch
+            samples += histories.count
             stepsRun = step
             trainSeconds += Date().timeIntervalSince(t0)
             progress?(step, lastLoss)

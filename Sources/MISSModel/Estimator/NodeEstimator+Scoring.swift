@@ -23,6 +23,7 @@ extension NodeEstimator {
         precondition(table.cols == d && table.rows == nodeMM.rows, "forward: node tables do not match the configuration")
         for node in nodes { precondition(node >= 0 && node < table.rows, "forward: node \(node) out of 0..<\(table.rows)") }
         let useCo = config.useCoGSU && !ctx.coItems.isEmpty, useMM = config.useMMGSU && !ctx.mmItems.isEmpty
+        let mmNode = config.mmNodeFeature
         var logits = Matrix(rows: n, cols: objectives)
         var co = GSUResult.none, mm = GSUResult.none
         func done() -> Forward {
@@ -65,7 +66,7 @@ extension NodeEstimator {
                         (e + i * d).update(from: tb.baseAddress! + nodes[r] * d, count: d)
                         (z + i * m).update(from: zb.baseAddress! + nodes[r] * m, count: m)
                         row.update(from: e + i * d, count: d)
-                        (row + d).update(from: z + i * m, count: m)
+                        if mmNode { (row + d).update(from: z + i * m, count: m) }   // else zeros (`mmNodeFeature`)
                     }
                     RelevanceKernel.products(e, rows: rows, keys: wqPacked, scale: 1, into: q, ldc: ldq)
                     // The Co-GSU's product reads the queries d apart (a row moves down, never over one not yet moved).

@@ -17,7 +17,33 @@ public struct EstimatorConfig: Codable, Sendable, Equatable {
     /// Ablations: "w/o Co-GSU" and "w/o MM-GSU" zero the corresponding representation.
     public var useCoGSU = true
     public var useMMGSU = true
+    /// Whether the node's frozen multi-modal embedding z_n is part of x_node (Eq. 16). The paper's baselines
+    /// (TDM, TDM+MMoE) see no multi-modal feature: for them, and for any model without MM-GSU on a tree not
+    /// built from MM embeddings, z_n's columns of the head's input are zeros (their weights then get no
+    /// gradient and no say in any score).
+    public var mmNodeFeature = true
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case idDim, coLength, mmLength, topK, experts, expertHidden, towerHidden, objectives, userRecent, useCoGSU, useMMGSU, mmNodeFeature
+    }
+
+    /// Bundles whose manifest has no `mmNodeFeature` were trained with z_n in every model's input.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        idDim = try c.decode(Int.self, forKey: .idDim)
+        coLength = try c.decode(Int.self, forKey: .coLength)
+        mmLength = try c.decode(Int.self, forKey: .mmLength)
+        topK = try c.decode(Int.self, forKey: .topK)
+        experts = try c.decode(Int.self, forKey: .experts)
+        expertHidden = try c.decode(Int.self, forKey: .expertHidden)
+        towerHidden = try c.decode(Int.self, forKey: .towerHidden)
+        objectives = try c.decode(Int.self, forKey: .objectives)
+        userRecent = try c.decode(Int.self, forKey: .userRecent)
+        useCoGSU = try c.decode(Bool.self, forKey: .useCoGSU)
+        useMMGSU = try c.decode(Bool.self, forKey: .useMMGSU)
+        mmNodeFeature = try c.decodeIfPresent(Bool.self, forKey: .mmNodeFeature) ?? true
+    }
 
     /// Width of x = concat(x_node = [e_n, z_n], x_user, x_co, x_mm) (Eq. 16).
     public func inputWidth(mmDim: Int) -> Int { idDim + mmDim + idDim + idDim + idDim }
@@ -331,6 +357,7 @@ public struct NodeEstimator: ParameterContainer {
         precondition(table.cols == d && table.rows == nodeMM.rows, "forward: node tables do not match the configuration")
         for node in nodes { precondition(node >= 0 && node < table.rows, "forward: node \(node) out of 0..<\(table.rows)") }
         // x = concat(x_node = [e_n, z_n], x_user, x_co, x_mm) (Eq. 16) without x_user, the same for every node
+        // (z_n's columns zeros without `mmNodeFeature`)
         // (its products are folded into the head's bias: `headUserBias`): [e_n | z_n | x_co | x_mm], written in
         // place, the node columns here, x_co and x_mm by the GSU workers below. e_n and z_n also go to their
         // own matrices (the queries' inputs).
@@ -338,6 +365,7 @@ public struct NodeEstimator: ParameterContainer {
         var q = Matrix(rows: 0, cols: d), qMM = Matrix(rows: 0, cols: d)
         var co = GSUResult.none, mm = GSUResult.none
         let useCo = config.useCoGSU && !ctx.coItems.isEmpty, useMM = config.useMMGSU && !ctx.mmItems.isEmpty
+        let mmNode = config.mmNodeFeature
         let xStorage = [Float](unsafeUninitializedCapacity: max(1, n * width)) { buffer, initialized in
             let xOut = RowSink(buffer.baseAddress!)
             eNode.storage.withUnsafeMutableBufferPointer { eb in
@@ -349,7 +377,7 @@ public struct NodeEstimator: ParameterContainer {
                     (eb.baseAddress! + r * d).update(from: e, count: d)
                     (zb.baseAddress! + r * m).update(from: z, count: m)
                     row.initialize(from: e, count: d)
-                    (row + d).initialize(from: z, count: m)
+                    if mmNode { (row + d).initialize(from: z, count: m) } else { (row + d).initialize(repeating: 0, count: m) }
                     if !useCo { (row + d + m).initialize(repeating: 0, count: d) }
                     if !useMM { (row + 2 * d + m).initialize(repeating: 0, count: d) }
                 }

@@ -17,6 +17,24 @@ public enum Evaluation {
         /// unseen items; or, without `skipSeenSubtrees`, a beam full of already-seen items' subtrees).
         public var meanReturned: Double = 0
         public var usersShort = 0
+        /// Per evaluated user (dataset index, in evaluation order): Recall@K, Precision@K and, for the tree
+        /// models, H@hRecall per level. Paired comparisons and intervals resample these.
+        public var userIndices: [Int] = []
+        public var userRecall: [Double] = []
+        public var userPrecision: [Double] = []
+        public var userHierarchicalRecall: [[Double]] = []
+    }
+
+    /// The tree levels that correspond to the paper's levels 13, 16, 19 and 22 of its 22-level tree (§6.3, Fig. 4) on a
+    /// tree of depth `leafLevel`: the same fraction of the depth, rounded (at least 1, distinct).
+    public static let paperLevels = [13, 16, 19, 22]
+    public static func correspondingLevels(leafLevel: Int) -> [Int] {
+        var out: [Int] = []
+        for p in paperLevels {
+            let h = max(1, min(leafLevel, Int((Double(p) * Double(leafLevel) / 22).rounded())))
+            if !out.contains(h) { out.append(h) }
+        }
+        return out
     }
 
     /// H@hRecall averaged over the levels below the root (the root's is 1 by definition): the validation score.
@@ -25,12 +43,14 @@ public enum Evaluation {
     }
 
     /// Beam-search retrieval with a trained estimator. The beam at the leaf level is `finalK = k`.
+    /// `rankingObjective`: rank by that objective alone (`BeamSearch.Config`); nil is the paper's mean.
     public static func evaluate(estimator: NodeEstimator, tree: IndexTree, dataset: Dataset, users: [Int],
                                 k: Int, beamSize: Int, method: String = "MISS", skipSeenSubtrees: Bool = true,
-                                progress: ((Int) -> Void)? = nil) -> Report {
+                                rankingObjective: Int? = nil, progress: ((Int) -> Void)? = nil) -> Report {
         let leafPositions = tree.itemLeafPositions()
         var recall = 0.0, precision = 0.0, counted = 0, returned = 0, short = 0
         var hSum = [Double](repeating: 0, count: tree.leafLevel + 1)
+        var perUser = (indices: [Int](), recall: [Double](), precision: [Double](), hierarchical: [[Double]]())
         let weights = estimator.scoringWeights()   // the parameters do not change while it evaluates
         for (i, u) in users.enumerated() {
             progress?(i)
@@ -38,21 +58,30 @@ public enum Evaluation {
             let targets = EvaluationSplit.targetItems(of: u, in: dataset)
             guard !targets.isEmpty else { continue }
             let r = BeamSearch.run(estimator: estimator, tree: tree, context: estimator.context(history: history),
-                                   config: .init(beamSize: beamSize, finalK: k, skipSeenSubtrees: skipSeenSubtrees), exclude: Set(history),
-                                   weights: weights)
-            recall += RetrievalMetrics.recall(retrieved: r.items, targets: targets)
-            precision += RetrievalMetrics.precision(retrieved: r.items, targets: targets, k: k)
+                                   config: .init(beamSize: beamSize, finalK: k, skipSeenSubtrees: skipSeenSubtrees,
+                                                 rankingObjective: rankingObjective),
+                                   exclude: Set(history), weights: weights)
+            let userRecall = RetrievalMetrics.recall(retrieved: r.items, targets: targets)
+            let userPrecision = RetrievalMetrics.precision(retrieved: r.items, targets: targets, k: k)
+            recall += userRecall
+            precision += userPrecision
             returned += r.items.count
             if r.items.count < k { short += 1 }
+            var levels = [Double](repeating: 0, count: tree.leafLevel + 1)
             for (h, beam) in r.beams.enumerated() {
-                hSum[h] += RetrievalMetrics.hierarchicalRecall(beam: beam, level: h, targets: targets, tree: tree,
-                                                               itemLeafPositions: leafPositions)
+                levels[h] = RetrievalMetrics.hierarchicalRecall(beam: beam, level: h, targets: targets, tree: tree,
+                                                                itemLeafPositions: leafPositions)
+                hSum[h] += levels[h]
             }
+            perUser.indices.append(u); perUser.recall.append(userRecall); perUser.precision.append(userPrecision)
+            perUser.hierarchical.append(levels)
             counted += 1
         }
         let n = Double(max(1, counted))
         return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n,
-                      hierarchicalRecall: hSum.map { $0 / n }, meanReturned: Double(returned) / n, usersShort: short)
+                      hierarchicalRecall: hSum.map { $0 / n }, meanReturned: Double(returned) / n, usersShort: short,
+                      userIndices: perUser.indices, userRecall: perUser.recall, userPrecision: perUser.precision,
+                      userHierarchicalRecall: perUser.hierarchical)
     }
 
     /// The estimator without the tree: every leaf (item not in the history) scored by the estimator, the K
@@ -98,19 +127,24 @@ public enum Evaluation {
     static func evaluate(dataset: Dataset, users: [Int], k: Int, method: String,
                          retrieve: (ArraySlice<Int32>, Set<Int32>) -> [Int32]) -> Report {
         var recall = 0.0, precision = 0.0, counted = 0, returned = 0, short = 0
+        var perUser = (indices: [Int](), recall: [Double](), precision: [Double]())
         for u in users {
             let history = dataset.behaviourItems[EvaluationSplit.history(of: u, in: dataset)]
             let targets = EvaluationSplit.targetItems(of: u, in: dataset)
             guard !targets.isEmpty else { continue }
             let retrieved = retrieve(history, Set(history))
-            recall += RetrievalMetrics.recall(retrieved: retrieved, targets: targets)
-            precision += RetrievalMetrics.precision(retrieved: retrieved, targets: targets, k: k)
+            let userRecall = RetrievalMetrics.recall(retrieved: retrieved, targets: targets)
+            let userPrecision = RetrievalMetrics.precision(retrieved: retrieved, targets: targets, k: k)
+            recall += userRecall
+            precision += userPrecision
             returned += retrieved.count
             if retrieved.count < k { short += 1 }
+            perUser.indices.append(u); perUser.recall.append(userRecall); perUser.precision.append(userPrecision)
             counted += 1
         }
         let n = Double(max(1, counted))
         return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n, hierarchicalRecall: [],
-                      meanReturned: Double(returned) / n, usersShort: short)
+                      meanReturned: Double(returned) / n, usersShort: short,
+                      userIndices: perUser.indices, userRecall: perUser.recall, userPrecision: perUser.precision)
     }
 }

@@ -14,10 +14,13 @@ public enum BeamSearch {
         /// beam's last levels gets fewer than `finalK` items (ml-latest-small at K = 200: 24 of 122 users;
         /// docs/RESULTS.md). Off reproduces the plain beam search of Eq. 8–10, which excludes only leaves.
         public var skipSeenSubtrees = true
-        public init(beamSize: Int = 400, finalK: Int = 50, skipSeenSubtrees: Bool = true) {
+        /// Rank by this objective's probability alone instead of the paper's mean over objectives (nil).
+        public var rankingObjective: Int?
+        public init(beamSize: Int = 400, finalK: Int = 50, skipSeenSubtrees: Bool = true, rankingObjective: Int? = nil) {
             self.beamSize = beamSize
             self.finalK = finalK
             self.skipSeenSubtrees = skipSeenSubtrees
+            self.rankingObjective = rankingObjective
         }
     }
 
@@ -45,9 +48,14 @@ public enum BeamSearch {
         public var levels: [LevelTrace]
     }
 
-    /// σ(logit) per node and objective, and the ranking score: their mean over objectives (Eq. 8–10).
-    public static func rankingScores(_ logits: Matrix) -> (probabilities: Matrix, mean: [Float]) {
+    /// σ(logit) per node and objective, and the ranking score: their mean over objectives (Eq. 8–10), or with
+    /// `objective` that objective's probability alone.
+    public static func rankingScores(_ logits: Matrix, objective: Int? = nil) -> (probabilities: Matrix, mean: [Float]) {
         let probabilities = logits.map(sigmoid)
+        if let objective {
+            precondition(objective >= 0 && objective < probabilities.cols, "ranking objective \(objective) of \(probabilities.cols)")
+            return (probabilities, (0..<probabilities.rows).map { probabilities[$0, objective] })
+        }
         return (probabilities, probabilities.rowSums().map { $0 / Float(probabilities.cols) })
     }
 
@@ -83,7 +91,7 @@ public enum BeamSearch {
                 candidates = candidates.filter(hasUnseenLeaf)
             }
             let f = estimator.forward(context, nodes: candidates, keepSelections: trace, backwardCaches: false, scoringWeights: weights)
-            let (probabilities, mean) = rankingScores(f.logits)
+            let (probabilities, mean) = rankingScores(f.logits, objective: config.rankingObjective)
             let keep = TopK.indices(mean, k: isLeafLevel ? config.finalK : config.beamSize)
             beam = keep.map { candidates[$0] }
             beams.append(beam)

@@ -3,13 +3,27 @@ import MISSCore
 import MISSData
 
 /// Level-wise training (Eq. 4–7). An instance is a training user cut at a random point: the history
-/// is what came before, the targets the next few behaviours. For every target and every level h ≥ 1
-/// the target's ancestor is a positive (label t = whether the behaviour has objective t, Eq. 4) and
-/// `negatives` random nodes of the same level are negatives; the loss is BCE summed over levels,
-/// nodes and objectives (Eq. 5–6). One forward pass scores all of an instance's nodes together, each distinct
-/// node once.
+/// is what came before, the targets what comes after, as the evaluation protocol defines them
+/// (`TargetSampling.unseenItems`): the next few distinct items that are not in the history. At every
+/// level h ≥ 1 the targets' ancestors are positives, one sample per node whose label t is whether any of the
+/// targets under it has objective t (Eq. 4); `negatives` nodes of the same level per target are negatives,
+/// never one of the level's positives. The loss is BCE summed over levels, nodes and objectives (Eq. 5–6).
+/// One forward pass scores all of an instance's nodes together, each distinct node once.
 public struct LevelwiseTrainer {
+    /// Which behaviours after the cut are an instance's targets, and how their samples are labelled.
+    public enum TargetSampling: String, Codable, Sendable, CaseIterable {
+        /// The test's targets: the next `targetsPerInstance` distinct items after the cut that are not in the
+        /// history (re-consumptions skipped, the instance redrawn when none is left); one sample per positive node
+        /// and level with its targets' labels OR-ed; a negative is never a positive of the instance at its level.
+        case unseenItems = "unseen-items"
+        /// The next `targetsPerInstance` behaviours, re-consumptions included; one positive sample per target and
+        /// level (an ancestor shared by several targets appears once per target, each with its own labels); a
+        /// negative is kept distinct only from its own target's ancestor.
+        case nextBehaviours = "next-behaviours"
+    }
+
     public struct Config: Sendable {
+        public var targets = TargetSampling.unseenItems
         public var negativesPerLevel = 5
         public var targetsPerInstance = 4
         public var instancesPerBatch = 16
@@ -33,7 +47,9 @@ public struct LevelwiseTrainer {
     public struct Instance {
         public var user: Int
         public var cut: Int          // behaviour index: history = behaviours(of: user) before it
-        public var targets: Range<Int>
+        /// Behaviour indices of the targets, in order.
+        public var targets: [Int]
+        public var sampling: TargetSampling
     }
 
     let dataset: Dataset
@@ -41,6 +57,9 @@ public struct LevelwiseTrainer {
     let users: [Int]
     let cdf: [Double]
     let leafPositions: [Int32]
+    /// Per behaviour index b: the first behaviour at or after b (of the same user) whose item the user has not
+    /// had before, or the user's end. An instance's unseen targets are a walk along it.
+    let nextFirstOccurrence: [Int32]
 
     public init(dataset: Dataset, tree: IndexTree, users: [Int], minHistory: Int = 2) {
         self.dataset = dataset
@@ -49,14 +68,62 @@ public struct LevelwiseTrainer {
         var s = 0.0
         cdf = self.users.map { s += Double(dataset.sequenceLength(of: $0) - minHistory); return s }
         leafPositions = tree.itemLeafPositions()
+        nextFirstOccurrence = Self.nextFirstOccurrences(dataset, users: self.users)
     }
+
+    /// `nextFirstOccurrence` for `users` (other users' entries are unused).
+    static func nextFirstOccurrences(_ dataset: Dataset, users: [Int]) -> [Int32] {
+        var next = [Int32](repeating: 0, count: dataset.behaviourCount)
+        var lastUser = [Int32](repeating: -1, count: dataset.itemCount)
+        var first: [Bool] = []
+        for u in users {
+            let r = dataset.behaviours(of: u)
+            first.removeAll(keepingCapacity: true)
+            for b in r {
+                let item = Int(dataset.behaviourItems[b])
+                first.append(lastUser[item] != Int32(u))
+                lastUser[item] = Int32(u)
+            }
+            var upcoming = Int32(r.upperBound)
+            for b in r.reversed() {
+                if first[b - r.lowerBound] { upcoming = Int32(b) }
+                next[b] = upcoming
+            }
+        }
+        return next
+    }
+
+    /// The behaviours (indices) of the next `count` distinct items at or after `cut` that the user has not had
+    /// before it, up to the user's `end`.
+    func unseenTargets(from cut: Int, end: Int, count: Int) -> [Int] {
+        var out: [Int] = []
+        var b = cut < end ? Int(nextFirstOccurrence[cut]) : end
+        while b < end && out.count < count {
+            out.append(b)
+            b = b + 1 < end ? Int(nextFirstOccurrence[b + 1]) : end
+        }
+        return out
+    }
+
+    /// Draws held before an instance without unseen targets is given up (a batch then has one instance fewer).
+    static let maximumDraws = 1000
 
     public func instance(_ rng: inout Xoshiro256StarStar, config: Config) -> Instance? {
         guard !users.isEmpty else { return nil }
-        let u = users[rng.nextIndex(cdf: cdf)]
-        let r = dataset.behaviours(of: u)
-        let cut = r.lowerBound + config.minHistory + rng.nextInt(below: r.count - config.minHistory)
-        return Instance(user: u, cut: cut, targets: cut..<min(r.upperBound, cut + config.targetsPerInstance))
+        for _ in 0..<(config.targets == .unseenItems ? Self.maximumDraws : 1) {
+            let u = users[rng.nextIndex(cdf: cdf)]
+            let r = dataset.behaviours(of: u)
+            let cut = r.lowerBound + config.minHistory + rng.nextInt(below: r.count - config.minHistory)
+            switch config.targets {
+            case .nextBehaviours:
+                return Instance(user: u, cut: cut, targets: Array(cut..<min(r.upperBound, cut + config.targetsPerInstance)),
+                                sampling: .nextBehaviours)
+            case .unseenItems:
+                let targets = unseenTargets(from: cut, end: r.upperBound, count: config.targetsPerInstance)
+                if !targets.isEmpty { return Instance(user: u, cut: cut, targets: targets, sampling: .unseenItems) }
+            }
+        }
+        return nil
     }
 
     /// The nodes of `node`'s level under its ancestor `span` levels up (at least level 1): a contiguous
@@ -79,6 +146,9 @@ public struct LevelwiseTrainer {
     /// levels ≥ `nearFrom` (`Config.nearFromLevel`; the others are drawn uniformly, as with `near` = 0).
     public func samples(_ inst: Instance, negatives: Int, objectives: Int? = nil, near: Double = 0, nearSpan: Int = 3,
                         nearFrom: Int = 1, _ rng: inout Xoshiro256StarStar) -> (nodes: [Int], labels: Matrix) {
+        if inst.sampling == .unseenItems {
+            return mergedSamples(inst, negatives: negatives, objectives: objectives, near: near, nearSpan: nearSpan, nearFrom: nearFrom, &rng)
+        }
         var nodes: [Int] = []
         var labels: [Float] = []
         let t = min(objectives ?? dataset.objectives.count, dataset.objectives.count)
@@ -103,6 +173,54 @@ public struct LevelwiseTrainer {
                 }
                 node = Int(tree.parent[node])
             }
+        }
+        return (nodes, Matrix(rows: nodes.count, cols: t, storage: labels))
+    }
+
+    /// `samples` of `TargetSampling.unseenItems`, level by level from the leaves up: the level's positives (the
+    /// targets' ancestors, each once, in order of first appearance, labels OR-ed over the targets under it), then
+    /// `negatives` per target, drawn as `samples` draws them around that target's ancestor but redrawn while they
+    /// hit one of the level's positives (a level whose nodes are all positive gets none).
+    func mergedSamples(_ inst: Instance, negatives: Int, objectives: Int?, near: Double, nearSpan: Int, nearFrom: Int,
+                       _ rng: inout Xoshiro256StarStar) -> (nodes: [Int], labels: Matrix) {
+        var nodes: [Int] = []
+        var labels: [Float] = []
+        let t = min(objectives ?? dataset.objectives.count, dataset.objectives.count)
+        var ancestors = inst.targets.map { tree.leafNode(position: Int(leafPositions[Int(dataset.behaviourItems[$0])])) }
+        for h in stride(from: tree.leafLevel, through: 1, by: -1) {
+            var positives: [Int] = [], bits: [UInt8] = []
+            for (node, b) in zip(ancestors, inst.targets) {
+                if let i = positives.firstIndex(of: node) { bits[i] |= dataset.behaviourLabels[b] } else {
+                    positives.append(node); bits.append(dataset.behaviourLabels[b])
+                }
+            }
+            for (node, label) in zip(positives, bits) {
+                nodes.append(node)
+                labels.append(contentsOf: (0..<t).map { label & (1 << UInt8($0)) != 0 ? 1 : 0 })
+            }
+            let level = tree.nodes(atLevel: h)
+            let nearHere = near > 0 && h >= nearFrom
+            if level.count > positives.count {
+                for node in ancestors {
+                    let nearby = nearHere ? neighbourhood(of: node, level: h, span: nearSpan) : node...node
+                    // Near only where the neighbourhood holds a node that is not a positive; else uniform.
+                    let nearUsable = nearHere && nearby.contains { !positives.contains($0) }
+                    for _ in 0..<negatives {
+                        let range = nearUsable && rng.nextDouble() < near ? nearby : level.lowerBound...(level.upperBound - 1)
+                        var neg = range.lowerBound + rng.nextInt(below: range.count)
+                        var draws = 1
+                        while positives.contains(neg) {
+                            // Redrawn (uniform over the range's other nodes); past a few draws the next node along.
+                            neg = draws < 16 ? range.lowerBound + rng.nextInt(below: range.count)
+                                : range.lowerBound + (neg - range.lowerBound + 1) % range.count
+                            draws += 1
+                        }
+                        nodes.append(neg)
+                        labels.append(contentsOf: repeatElement(0, count: t))
+                    }
+                }
+            }
+            ancestors = ancestors.map { Int(tree.parent[$0]) }
         }
         return (nodes, Matrix(rows: nodes.count, cols: t, storage: labels))
     }

@@ -13,7 +13,10 @@ public enum ModelTraining {
         public var evalEvery = 400
         public var patience = 5
         public var validationUsers = 60
+        /// The validation score is Recall@K at this K, with beam K: the rule every method of the suite early-stops by.
         public var validationK = 50
+        /// Rank by one objective instead of the mean (`BeamSearch.Config.rankingObjective`), in validation too.
+        public var rankingObjective: Int?
         /// The validation's beam search skips subtrees whose items are all in the history (`BeamSearch.Config`).
         public var skipSeenSubtrees = BeamSearch.Config().skipSeenSubtrees
         public init() {}
@@ -26,8 +29,8 @@ public enum ModelTraining {
         public var lastLoss: Double
         public var trainSeconds: Double
         public var validationSeconds: Double
-        /// Best validation score (mean H@hRecall@K over levels), its Recall@K and step.
-        public var best: (score: Double, recall: Double, step: Int)?
+        /// Best validation score (Recall@K on the validation users) and its step.
+        public var best: (score: Double, step: Int)?
         /// Every validation in order.
         public var history: [Validation]
 
@@ -37,7 +40,7 @@ public enum ModelTraining {
             var m: [String: Double] = ["steps": Double(stepsRun), "final_loss": lastLoss, "samples": Double(samples),
                                        "seconds": trainSeconds, "samples_per_second": samplesPerSecond]
             if let best {
-                m["best_step"] = Double(best.step); m["validation_hrecall"] = best.score; m["validation_recall"] = best.recall
+                m["best_step"] = Double(best.step); m["validation_recall"] = best.score
             }
             return m
         }
@@ -52,7 +55,6 @@ public enum ModelTraining {
         let estimator = NodeEstimator(config: options.config, tree: tree, itemMM: itemMM, seed: options.trainer.seed)
         let validation = Array(EvaluationSplit.usersWithTargets(split.validation, in: dataset).prefix(options.validationUsers))
         var stopping = EarlyStopping(patience: options.patience)
-        var bestRecall = 0.0
         var stepsRun = 0, samples = 0
         var lastLoss = 0.0, trainSeconds = 0.0, validationSeconds = 0.0
         var history: [Validation] = []
@@ -70,11 +72,10 @@ public enum ModelTraining {
             let v0 = Date()
             let report = Evaluation.evaluate(estimator: estimator, tree: tree, dataset: dataset, users: validation,
                                              k: options.validationK, beamSize: options.validationK,
-                                             skipSeenSubtrees: options.skipSeenSubtrees)
-            let score = Evaluation.meanOverLevels(report.hierarchicalRecall)
+                                             skipSeenSubtrees: options.skipSeenSubtrees, rankingObjective: options.rankingObjective)
+            let score = report.recall
             history.append(Validation(step: r.step, score: score))
-            let (improved, stop) = stopping.record(score: score, step: r.step, parameters: estimator.parameters)
-            if improved { bestRecall = report.recall }
+            let (_, stop) = stopping.record(score: score, step: r.step, parameters: estimator.parameters)
             try checkpoint?(estimator, r.step, score)
             validationSeconds += Date().timeIntervalSince(v0)
             lastTick = Date()
@@ -82,6 +83,6 @@ public enum ModelTraining {
         })
         stopping.restoreBest(into: estimator.parameters)
         return Outcome(estimator: estimator, stepsRun: stepsRun, samples: samples, lastLoss: lastLoss, trainSeconds: trainSeconds,
-                       validationSeconds: validationSeconds, best: stopping.best.map { ($0.score, bestRecall, $0.step) }, history: history)
+                       validationSeconds: validationSeconds, best: stopping.best.map { ($0.score, $0.step) }, history: history)
     }
 }
