@@ -3,14 +3,22 @@ import MISSCore
 
 /// The binary dataset file (`.missdata`): a safetensors file, so Python can read it too.
 /// Strings are UTF-8 tensors with offsets; names and lists of names live in `__metadata__`.
+///
+/// Version 2 adds the item annotations (`annotation.users`, `annotation.items`, `annotation.texts`).
+/// A dataset without annotations is written as version 1, whose layout has no place for them: the
+/// same bytes as before they existed (SampleData stays as committed) and readable by older `miss`.
+/// Loading a version-1 file gives a dataset without annotations.
 extension Dataset {
     public static let cacheFormat = "miss-dataset"
-    public static let cacheVersion = 1
+    /// The newest version this code reads and writes.
+    public static let cacheVersion = 2
+    /// The version a dataset is written as: the oldest whose layout holds all of it.
+    public var cacheVersionNeeded: Int { itemAnnotations.isEmpty ? 1 : 2 }
 
     public func cacheData() -> Data {
         var w = SafetensorsWriter(metadata: [
             "format": Self.cacheFormat,
-            "version": String(Self.cacheVersion),
+            "version": String(cacheVersionNeeded),
             "name": name,
             "objectives": jsonArray(objectives),
             "modalities": jsonArray(modalities.map(\.name)),
@@ -33,6 +41,11 @@ extension Dataset {
             w.add("behaviour.times", int64s: behaviourTimes, shape: [behaviourCount])
         }
         w.add("behaviour.labels", uint8s: behaviourLabels, shape: [behaviourCount])
+        if !itemAnnotations.isEmpty {
+            w.add("annotation.users", int32s: itemAnnotations.users, shape: [itemAnnotations.count])
+            w.add("annotation.items", int32s: itemAnnotations.items, shape: [itemAnnotations.count])
+            w.add("annotation.texts", strings: itemAnnotations.texts)
+        }
         return w.serialized()
     }
 
@@ -57,9 +70,9 @@ extension Dataset {
                              problem: "is '\(f.metadata["format"] ?? "missing")', not a MISS dataset",
                              fix: "Pass a file written by `miss synth` or `miss import`")
         }
-        guard f.metadata["version"] == String(cacheVersion) else {
+        guard let version = f.metadata["version"].flatMap(Int.init), (1...cacheVersion).contains(version) else {
             throw InputError(file: path, location: "__metadata__.version",
-                             problem: "dataset format version \(f.metadata["version"] ?? "missing") is not the supported version \(cacheVersion)",
+                             problem: "dataset format version \(f.metadata["version"] ?? "missing") is not a supported version (1 to \(cacheVersion))",
                              fix: "Re-create the file with this version of `miss` (synth or import)")
         }
         func meta(_ key: String) throws -> [String] {
@@ -80,12 +93,16 @@ extension Dataset {
             let modalities = try meta("modalities").map { name in
                 Modality(name: name, values: try f.matrix("modality.\(name)"))
             }
+            let annotations = version >= 2
+                ? ItemAnnotations(users: try f.int32s("annotation.users"), items: try f.int32s("annotation.items"),
+                                  texts: try f.strings("annotation.texts"))
+                : ItemAnnotations()
             let d = Dataset(
                 name: f.metadata["name"] ?? url.deletingPathExtension().lastPathComponent,
                 objectives: try meta("objectives"),
                 itemIDs: items, itemTitles: try f.strings("item.titles"), itemTexts: try f.strings("item.texts"),
                 itemCategories: try f.int32s("item.categories"), categoryNames: try f.strings("category.names"),
-                modalities: modalities, userIDs: try f.strings("user.ids"),
+                modalities: modalities, itemAnnotations: annotations, userIDs: try f.strings("user.ids"),
                 userOffsets: try f.int64s("user.offsets").map { Int($0) },
                 behaviourItems: try f.int32s("behaviour.items"), behaviourTimes: times,
                 behaviourLabels: try f.uint8s("behaviour.labels"))

@@ -26,13 +26,16 @@ public struct Dataset: Sendable {
     // Items (index = internal item id).
     public var itemIDs: [String]
     public var itemTitles: [String]
-    /// The text the text encoder reads (title, genres, tags …).
+    /// Each item's own text (title, genres …): never what users wrote about it, which is in
+    /// `itemAnnotations` so that a split can leave out its evaluation users' words (`contentTexts`).
     public var itemTexts: [String]
     /// Index into `categoryNames`, or -1 when unknown (genre for MovieLens, topic for the synthetic world).
     public var itemCategories: [Int32]
     public var categoryNames: [String]
     /// Content modalities known at import time (items × dim each).
     public var modalities: [Modality]
+    /// Text users wrote about items (MovieLens tags), with who wrote it.
+    public var itemAnnotations: ItemAnnotations
 
     // Users and behaviours.
     public var userIDs: [String]
@@ -43,7 +46,8 @@ public struct Dataset: Sendable {
     public var behaviourLabels: [UInt8]
 
     public init(name: String, objectives: [String], itemIDs: [String], itemTitles: [String], itemTexts: [String],
-                itemCategories: [Int32], categoryNames: [String], modalities: [Modality], userIDs: [String],
+                itemCategories: [Int32], categoryNames: [String], modalities: [Modality],
+                itemAnnotations: ItemAnnotations = ItemAnnotations(), userIDs: [String],
                 userOffsets: [Int], behaviourItems: [Int32], behaviourTimes: [Int64], behaviourLabels: [UInt8]) {
         self.name = name
         self.objectives = objectives
@@ -53,6 +57,7 @@ public struct Dataset: Sendable {
         self.itemCategories = itemCategories
         self.categoryNames = categoryNames
         self.modalities = modalities
+        self.itemAnnotations = itemAnnotations
         self.userIDs = userIDs
         self.userOffsets = userOffsets
         self.behaviourItems = behaviourItems
@@ -122,6 +127,7 @@ public struct Dataset: Sendable {
         if let bad = itemCategories.firstIndex(where: { $0 < -1 || Int($0) >= categoryNames.count }) {
             throw fail("itemCategories", "item \(bad) has category \(itemCategories[bad]) but there are \(categoryNames.count)")
         }
+        try validateAnnotations(fail)
         for u in 0..<userCount {
             let r = behaviours(of: u)
             if r.isEmpty {
@@ -130,6 +136,19 @@ public struct Dataset: Sendable {
             for i in r.dropFirst() where behaviourTimes[i] < behaviourTimes[i - 1] {
                 throw fail("behaviourTimes", "user '\(userIDs[u])' is not in time order at behaviour \(i)")
             }
+        }
+    }
+
+    private func validateAnnotations(_ fail: (String, String) -> InputError) throws {
+        let a = itemAnnotations
+        guard a.items.count == a.users.count, a.texts.count == a.users.count else {
+            throw fail("itemAnnotations", "has \(a.users.count) users, \(a.items.count) items and \(a.texts.count) texts")
+        }
+        if let bad = a.users.firstIndex(where: { $0 < 0 || Int($0) >= userCount }) {
+            throw fail("itemAnnotations", "annotation \(bad) was written by user \(a.users[bad]), outside 0..<\(userCount)")
+        }
+        if let bad = a.items.firstIndex(where: { $0 < 0 || Int($0) >= itemCount }) {
+            throw fail("itemAnnotations", "annotation \(bad) is about item \(a.items[bad]), outside 0..<\(itemCount)")
         }
     }
 

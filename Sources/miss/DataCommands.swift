@@ -24,6 +24,10 @@ func summarize(_ d: Dataset, wrote url: URL, seconds: Double) {
     print("wrote \(url.path) (\(fileSize(url))) in \(String(format: "%.2f", seconds)) s")
     print("  \(d.itemCount) items, \(d.userCount) users, \(d.behaviourCount) behaviours; sequence length median \(median), max \(lengths.last ?? 0)")
     print("  objectives: \(d.objectives.joined(separator: ", ")); modalities: \(d.modalities.map { "\($0.name) (\($0.dim))" }.joined(separator: ", ")); \(d.categoryNames.count) categories")
+    if !d.itemAnnotations.isEmpty {
+        let writers = d.annotationCounts(writtenBy: 0..<d.userCount).writers
+        print("  \(d.itemAnnotations.count) tags by \(writers) users, kept apart from the item text: `miss embed` adds those of its split's training users")
+    }
 }
 
 struct Synth: ParsableCommand {
@@ -73,7 +77,8 @@ struct Import: ParsableCommand {
     struct MovieLens: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "movielens",
-            abstract: "Import a MovieLens CSV folder (movies.csv, ratings.csv, tags.csv).")
+            abstract: "Import a MovieLens CSV folder (movies.csv, ratings.csv, tags.csv).",
+            discussion: "Item text is the title and genres; each tag is kept with the user who wrote it, and `miss embed` adds to the text the tags of its split's training users only.")
 
         @Argument(help: "The MovieLens folder, e.g. ../shared/datasets/ml-latest-small") var directory: String
         @Option(help: "Rating at or above which a movie is 'liked'.") var liked = 4.0

@@ -14,7 +14,9 @@ struct Embed: ParsableCommand {
         discussion: """
             Trains the fusion encoder on item pairs that co-occur in training users' sequences (InfoNCE with \
             in-batch negatives plus masked-modality reconstruction), then reports item2item Recall@K on \
-            held-out pairs from validation users for the raw content features and for the aligned embeddings.
+            held-out pairs from validation users for the raw content features and for the aligned embeddings. \
+            The encoded text is each item's own text plus the tags written by the training users of \
+            --split-seed only (train with the same --split-seed).
             """)
 
     @Option(help: "Dataset file (.missdata).") var data: String
@@ -47,6 +49,16 @@ struct Embed: ParsableCommand {
         }
     }
 
+    /// What the text block was made from, in words, for the summary and the file's metadata.
+    func textProvenance(dataset: Dataset, split: EvaluationSplit, textSource: String) -> String {
+        guard textSource != "dataset" else { return "the dataset's own text modality (no item text or annotations encoded)" }
+        let all = dataset.annotationCounts(writtenBy: 0..<dataset.userCount)
+        guard all.annotations > 0 else { return "each item's own text (the dataset has no user annotations such as tags)" }
+        let kept = dataset.annotationCounts(writtenBy: split.train)
+        return "each item's own text (title, genres …) + the tags of \(kept.writers) training users of split seed \(split.seed)"
+            + " (\(kept.annotations) of \(all.annotations) tags; \(all.annotations - kept.annotations) by \(all.writers - kept.writers) validation and test users left out)"
+    }
+
     func validate() throws {
         guard dim >= 2, steps >= 1, batch >= 2, temperature > 0, evalPairs >= 1 else {
             throw ValidationError("need --dim ≥ 2, --steps ≥ 1, --batch ≥ 2, --temperature > 0 and --eval-pairs ≥ 1")
@@ -57,12 +69,15 @@ struct Embed: ParsableCommand {
         try runReportingInputErrors {
             let t0 = Date()
             let dataset = try loadDataset(data)
-            let content = try ContentFeatures.build(dataset: dataset, textEncoder: try makeTextEncoder())
+            let split = EvaluationSplit(dataset: dataset, seed: splitSeed)
+            // Only the training users' annotations: an evaluation user's tag may name a held-out target.
+            let content = try ContentFeatures.build(dataset: dataset, texts: dataset.contentTexts(trainingUsers: split.train),
+                                                    textEncoder: try makeTextEncoder())
             if content.textSource == "hashed-ngram" {
                 FileHandle.standardError.write(Data(("warning: text features use the hashed n-gram fallback"
                     + (textEncoder == .hashed ? " (--text-encoder hashed)" : " (MiniLM weights not installed: run `bash scripts/fetch-minilm.sh`)") + "\n").utf8))
             }
-            let split = EvaluationSplit(dataset: dataset, seed: splitSeed)
+            let text = textProvenance(dataset: dataset, split: split, textSource: content.textSource)
             var config = ItemAlignment.Config()
             config.outputDim = dim; config.steps = steps; config.batchSize = batch
             config.temperature = temperature; config.seed = seed
@@ -77,7 +92,8 @@ struct Embed: ParsableCommand {
             let ks = [10, 50, 100]
             let raw = ItemToItemRecall.evaluate(embeddings: content.matrix, pairs: heldOut, ks: ks)
             let aligned = ItemToItemRecall.evaluate(embeddings: mm, pairs: heldOut, ks: ks)
-            var meta: [String: String] = ["dataset": dataset.name, "steps": String(steps), "seed": String(seed), "split_seed": String(splitSeed)]
+            var meta: [String: String] = ["dataset": dataset.name, "steps": String(steps), "seed": String(seed), "split_seed": String(splitSeed),
+                                          "text": text]
             for k in ks {
                 meta["recall@\(k).raw"] = String(format: "%.4f", raw[k]!)
                 meta["recall@\(k).aligned"] = String(format: "%.4f", aligned[k]!)
@@ -87,6 +103,7 @@ struct Embed: ParsableCommand {
             print("item2item Recall@K on \(heldOut.count) held-out pairs of \(split.validation.count) validation users:")
             print("  K      raw content   aligned MM")
             for k in ks { print(String(format: "  %-6d %11.4f %12.4f", k, raw[k]!, aligned[k]!)) }
+            print("text: \(text)")
             print("wrote \(url.path) (\(fileSize(url))): content \(content.matrix.rows)×\(content.matrix.cols) (\(content.blocks.map(\.name).joined(separator: " + ")), text from \(content.textSource)), mm \(mm.rows)×\(mm.cols) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MISSTestSupport
+import MISSCore
 
 /// Runs the real `miss` binary, built by the same `swift test` invocation.
 enum MissBinary {
@@ -99,6 +100,29 @@ enum MissBinary {
         let missing = try MissBinary.run(["build-tree", "--data", dir.appendingPathComponent("none.missdata").path,
                                           "--embeddings", "x", "--out", dir.appendingPathComponent("t").path])
         #expect(missing.status == 2 && missing.stderr.contains("none.missdata: no such file"))
+    }
+
+    /// A MovieLens folder in which every one of 20 users tags movie 1: `miss embed` encodes the tags of
+    /// the split's 16 training users only (2 validation and 2 test users), and says so.
+    @Test func embedEncodesOnlyTheTrainingUsersTags() throws {
+        let dir = try temporaryDirectory()
+        let movies = (1...8).map { "\($0),Movie \($0) (199\($0)),Drama" }
+        let ratings = (1...20).flatMap { u in (0..<5).map { j in "\(u),\((u + 2 * j) % 8 + 1),4.0,\(1000 + 10 * u + j)" } }
+        let tags = (1...20).map { "\($0),1,tag\($0),5000" }
+        for (name, lines) in [("movies", ["movieId,title,genres"] + movies), ("ratings", ["userId,movieId,rating,timestamp"] + ratings),
+                              ("tags", ["userId,movieId,tag,timestamp"] + tags)] {
+            try Data(lines.joined(separator: "\n").utf8).write(to: dir.appendingPathComponent("\(name).csv"))
+        }
+        let data = dir.appendingPathComponent("ml.missdata").path, emb = dir.appendingPathComponent("ml.missemb").path
+        let i = try MissBinary.run(["import", "movielens", dir.path, "--out", data])
+        #expect(i.status == 0 && i.stdout.contains("20 tags by 20 users, kept apart from the item text"), "\(i.stdout)\(i.stderr)")
+        let e = try MissBinary.run(["embed", "--data", data, "--out", emb, "--steps", "3", "--batch", "8", "--eval-pairs", "20",
+                                    "--text-encoder", "hashed", "--split-seed", "1"])
+        let text = "each item's own text (title, genres …) + the tags of 16 training users of split seed 1"
+            + " (16 of 20 tags; 4 by 4 validation and test users left out)"
+        #expect(e.status == 0 && e.stdout.contains("text: " + text), "\(e.stdout)\(e.stderr)")
+        let meta = try SafetensorsFile(path: emb).metadata
+        #expect(meta["text"] == text && meta["split_seed"] == "1")
     }
 
     /// synth → embed → build-tree → tree stats on a small world, through the real binary.

@@ -11,7 +11,12 @@ import MISSData
         #expect(d.itemCount == 9742 && d.userCount == 610 && d.behaviourCount == 100_836)
         let toyStory = d.itemIndex()["1"]!
         #expect(d.itemTitles[toyStory] == "Toy Story (1995)")
-        #expect(d.itemTexts[toyStory].hasPrefix("Toy Story (1995). Adventure Animation Children Comedy Fantasy"))
+        #expect(d.itemTexts[toyStory] == "Toy Story (1995). Adventure Animation Children Comedy Fantasy")
+        // Every row of tags.csv (all by users with ratings) is an annotation; Toy Story's are pixar, pixar, fun.
+        let tagRows = try String(contentsOf: Paths.movieLens.appendingPathComponent("tags.csv"), encoding: .utf8)
+            .split(separator: "\n").count - 1
+        #expect(d.itemAnnotations.count == tagRows)
+        #expect(d.contentTexts(trainingUsers: 0..<d.userCount)[toyStory] == d.itemTexts[toyStory] + ". pixar. fun")
         #expect(d.category(ofItem: toyStory) == "Adventure")
         // Objective counts against an independent scan of ratings.csv.
         let csv = try String(contentsOf: Paths.movieLens.appendingPathComponent("ratings.csv"), encoding: .utf8)
@@ -30,6 +35,25 @@ import MISSData
     func makeMovieLens(_ dir: URL, movies: String, ratings: String) throws {
         try write(movies, to: dir.appendingPathComponent("movies.csv"))
         try write(ratings, to: dir.appendingPathComponent("ratings.csv"))
+    }
+
+    /// Tags keep their writer and stay out of the item text; a tag by a user without ratings, or a blank one, is left out.
+    @Test func tagsAreAnnotationsWithTheirWritersNotItemText() throws {
+        let dir = try temporaryDirectory()
+        try makeMovieLens(dir, movies: "movieId,title,genres\n1,\"Heat, The (1995)\",Action|Crime\n2,Up (2009),Animation\n",
+                          ratings: "userId,movieId,rating,timestamp\n7,1,4.0,100\n5,2,3.0,90\n5,1,5.0,95\n")
+        try write("userId,movieId,tag,timestamp\n5,1,Pacino,1\n7,1,\"heist, long\",2\n9,2,ghost,3\n7,2,  ,4\n5,2,Pixar,5\n",
+                  to: dir.appendingPathComponent("tags.csv"))
+        let d = try MovieLensImporter.load(directory: dir)
+        try d.validate(source: "tiny")
+        #expect(d.itemTexts == ["Heat, The (1995). Action Crime", "Up (2009). Animation"])
+        #expect(d.userIDs == ["7", "5"])
+        #expect(d.itemAnnotations == ItemAnnotations(users: [1, 0, 1], items: [0, 0, 1], texts: ["Pacino", "heist, long", "Pixar"]))
+        #expect(d.contentTexts(trainingUsers: [0]) == ["Heat, The (1995). Action Crime. heist, long", "Up (2009). Animation"])
+
+        try write("movieId,tag,timestamp\n1,Pacino,1\n", to: dir.appendingPathComponent("tags.csv"))
+        let e = inputError { _ = try MovieLensImporter.load(directory: dir) }
+        #expect(e?.file.hasSuffix("tags.csv") == true && e?.problem.contains("no column 'userId'") == true)
     }
 
     @Test func badMovieLensInput() throws {

@@ -5,8 +5,11 @@ import MISSCore
 /// `../shared/datasets/ml-latest-small`.
 ///
 /// Objectives: rated (every rating), liked (rating ≥ `likedThreshold`), loved (≥ `lovedThreshold`).
-/// Text = title + genres + tags. Second modality ("genre_year"): genre multi-hot, the release year
-/// scaled to [0, 1] and a one-hot decade. Category = first genre.
+/// Text = title + genres. The tags (optional `tags.csv`) are item annotations that keep their writer:
+/// `Dataset.contentTexts(trainingUsers:)` adds those of a split's training users to the text. Tags by
+/// a user without ratings are left out, as that user belongs to no split. Second modality
+/// ("genre_year"): genre multi-hot, the release year scaled to [0, 1] and a one-hot decade.
+/// Category = first genre.
 public enum MovieLensImporter {
     public struct Options: Sendable {
         public var likedThreshold = 4.0
@@ -38,22 +41,6 @@ public enum MovieLensImporter {
             throw InputError(file: movies.path, problem: "lists no movies", fix: "Pass a complete MovieLens folder")
         }
 
-        // Tags (optional) enrich the text.
-        var tags = [[String]](repeating: [], count: itemIDs.count)
-        let tagsPath = directory.appendingPathComponent("tags.csv").path
-        if FileManager.default.fileExists(atPath: tagsPath) {
-            let t = try DelimitedFile(path: tagsPath, dialect: .csv)
-            let tMovie = try t.column("movieId"), tTag = try t.column("tag")
-            for row in t.rows {
-                let id = try t.field(row, tMovie)
-                guard let item = index[id] else {
-                    throw unknownItem(t.path, row.line, id)
-                }
-                let tag = try t.field(row, tTag).lowercased()
-                if !tags[item].contains(tag) { tags[item].append(tag) }
-            }
-        }
-
         let ratings = try DelimitedFile(path: directory.appendingPathComponent("ratings.csv").path, dialect: .csv)
         guard !ratings.rows.isEmpty else {
             throw InputError(file: ratings.path, problem: "has a header but no ratings", fix: "Pass a complete MovieLens folder")
@@ -71,6 +58,7 @@ public enum MovieLensImporter {
             builder.add(user: user, item: item, time: Int64(time), labels: labels)
         }
         let table = builder.build()
+        let annotations = try loadTags(directory.appendingPathComponent("tags.csv").path, items: index, users: table.userIDs)
 
         // Categories and the genre/year modality.
         let genreNames = Array(Set(genres.flatMap { $0 })).sorted()
@@ -86,15 +74,32 @@ public enum MovieLensImporter {
             }
         }
         let texts = (0..<itemIDs.count).map { i in
-            ([titles[i], genres[i].joined(separator: " ")] + tags[i]).filter { !$0.isEmpty }.joined(separator: ". ")
+            [titles[i], genres[i].joined(separator: " ")].filter { !$0.isEmpty }.joined(separator: ". ")
         }
         return Dataset(
             name: directory.lastPathComponent, objectives: ["rated", "liked", "loved"],
             itemIDs: itemIDs, itemTitles: titles, itemTexts: texts,
             itemCategories: genres.map { $0.first.map { Int32(genreIndex[$0]!) } ?? -1 }, categoryNames: genreNames,
-            modalities: [Modality(name: "genre_year", values: features)],
+            modalities: [Modality(name: "genre_year", values: features)], itemAnnotations: annotations,
             userIDs: table.userIDs, userOffsets: table.offsets, behaviourItems: table.items,
             behaviourTimes: table.times, behaviourLabels: table.labels)
+    }
+
+    /// The rows of `tags.csv` (when there is one) as annotations, in file order; blank tags are skipped.
+    static func loadTags(_ path: String, items: [String: Int], users userIDs: [String]) throws -> ItemAnnotations {
+        var annotations = ItemAnnotations()
+        guard FileManager.default.fileExists(atPath: path) else { return annotations }
+        let users = Dictionary(uniqueKeysWithValues: userIDs.enumerated().map { ($1, $0) })
+        let t = try DelimitedFile(path: path, dialect: .csv)
+        let tUser = try t.column("userId"), tMovie = try t.column("movieId"), tTag = try t.column("tag")
+        for row in t.rows {
+            let id = try t.field(row, tMovie)
+            guard let item = items[id] else { throw unknownItem(t.path, row.line, id) }
+            let tag = try t.field(row, tTag).trimmingCharacters(in: .whitespaces)
+            guard !tag.isEmpty, let user = users[try t.field(row, tUser)] else { continue }
+            annotations.append(user: user, item: item, text: tag)
+        }
+        return annotations
     }
 
     /// "Toy Story (1995)" → 1995.

@@ -50,17 +50,21 @@ public struct ContentFeatures: Sendable {
     /// How the text block was made ("dataset", "minilm", "hashed-ngram").
     public var textSource: String
 
-    /// Uses the dataset's modalities; when there is no "text" modality, the item texts are encoded
-    /// by `textEncoder` (MiniLM when its weights are installed, otherwise hashed n-grams).
-    public static func build(dataset: Dataset, textEncoder: TextEncoder? = nil) throws -> ContentFeatures {
+    /// Uses the dataset's modalities; when there is no "text" modality, `texts` (one per item; default
+    /// the items' own `itemTexts`, without user annotations; for a split,
+    /// `dataset.contentTexts(trainingUsers:)`) are encoded by `textEncoder` (MiniLM when its weights
+    /// are installed, otherwise hashed n-grams).
+    public static func build(dataset: Dataset, texts: [String]? = nil, textEncoder: TextEncoder? = nil) throws -> ContentFeatures {
         var parts: [(String, Matrix)] = dataset.modalities.map { ($0.name, $0.values) }
         var source = "dataset"
         if !parts.contains(where: { $0.0 == "text" }) {
+            let texts = texts ?? dataset.itemTexts
+            precondition(texts.count == dataset.itemCount, "one text per item")
             if let textEncoder {
-                parts.insert(("text", try textEncoder.encode(dataset.itemTexts)), at: 0)
+                parts.insert(("text", try textEncoder.encode(texts)), at: 0)
                 source = textEncoder.name
             } else {
-                parts.insert(("text", HashedTextEncoder.encode(dataset.itemTexts)), at: 0)
+                parts.insert(("text", HashedTextEncoder.encode(texts)), at: 0)
                 source = "hashed-ngram"
             }
         }
