@@ -20,7 +20,9 @@ import MISSData
 /// - Table 2, the paper's progressive ablations: v1 = MISS w/o MM-GSU; v2 = v1 w/o Co-GSU (no GSU at all); v3 = v2
 ///   on the ID-embedding tree (no multi-modal feature left, as TDM).
 /// - Table 2b, one module removed at a time: w/o MM-GSU (= v1), w/o Co-GSU, w/o MM tree (MISS on the ID tree).
-/// - Length study: MISS with L_mm in `mmLengths` (L_co fixed), on the first `lengthStudySplits` split seeds.
+/// - Length study: MISS with L_mm in `mmLengths` (L_co fixed).
+/// Table 2b and the length study run on the first `detailSplits` split seeds (their other rows are Table 1's
+/// and Table 2's models): what keeps the suite practical on 2 cores.
 /// - Popularity: the K most frequent training items.
 ///
 /// Each cell is the mean over every (split, test user) unit with a 95 % percentile-bootstrap interval, and each
@@ -42,16 +44,16 @@ public enum PaperSuite {
         /// user's history (`BeamSearch.Config`).
         public var skipSeenSubtrees = BeamSearch.Config().skipSeenSubtrees
         public var mmLengths = [1000, 2000, 4000, 8000]
-        /// The length study runs on this many of the split seeds (the first ones).
-        public var lengthStudySplits = 1
+        /// Table 2b's own models and the length study run on this many of the split seeds (the first ones).
+        public var detailSplits = 1
         public var resamples = Statistics.defaultResamples
         public init() {}
 
-        /// Models trained per split and training seed (the progress bar's unit): TDM's first stage, the eight tree
-        /// models, SASRec, and the length study's extra lengths on the splits that run it.
+        /// Models trained (the progress bar's unit): per split and training seed TDM's first stage, Tables 1–2's six
+        /// tree models and SASRec; on the detail splits also Table 2b's two own models and the length study's lengths.
         public func modelCount() -> Int {
-            let extra = mmLengths.filter { $0 != training.config.mmLength }.count
-            return splitSeeds.count * seeds.count * 10 + min(lengthStudySplits, splitSeeds.count) * seeds.count * extra
+            let extra = 2 + mmLengths.filter { $0 != training.config.mmLength }.count
+            return splitSeeds.count * seeds.count * 8 + min(detailSplits, splitSeeds.count) * seeds.count * extra
         }
     }
 
@@ -117,6 +119,8 @@ public enum PaperSuite {
         /// The tree's depth and the levels reported as the paper's 13, 16, 19, 22 of 22.
         public var leafLevel: Int
         public var levels: [Int]
+        /// Table 2b and the length study ran on this many of the split seeds (the first ones).
+        public var detailSplits: Int
         public var config: EstimatorConfig
         public var rows: [Row]
         public var seconds: Double
@@ -134,7 +138,8 @@ public enum PaperSuite {
 
     static let table1 = "Table 1", table2 = "Table 2", table2b = "Table 2b", lengthStudy = "Length study"
 
-    static func models(objectives all: Int, mmLength: Int, lengths: [Int]) -> (main: [Model], lengths: [Model]) {
+    /// The models every split trains, and those only the detail splits do.
+    static func models(objectives all: Int, mmLength: Int, lengths: [Int]) -> (main: [Model], detail: [Model]) {
         let main = [
             Model(key: "TDM", tree: \.id, configure: { $0.useMMGSU = false; $0.mmNodeFeature = false; $0.objectives = 1 },
                   rows: [(table1, "TDM")]),
@@ -148,13 +153,14 @@ public enum PaperSuite {
                   rows: [(table2, "v2: v1 w/o Co-GSU")]),
             Model(key: "v3", tree: \.id, configure: { $0.useMMGSU = false; $0.useCoGSU = false; $0.mmNodeFeature = false; $0.objectives = all },
                   rows: [(table2, "v3: v2 on the ID tree")]),
+        ]
+        let detail = [
             Model(key: "w/o Co-GSU", tree: \.mm, configure: { $0.useCoGSU = false; $0.objectives = all }, rows: [(table2b, "w/o Co-GSU")]),
             Model(key: "w/o MM tree", tree: \.id, configure: { $0.objectives = all }, rows: [(table2b, "w/o MM tree")]),
-        ]
-        let study = lengths.filter { $0 != mmLength }.map { l in
+        ] + lengths.filter { $0 != mmLength }.map { l in
             Model(key: "L_mm=\(l)", tree: \.mm, configure: { $0.mmLength = l; $0.objectives = all }, rows: [(lengthStudy, "MISS L_mm=\(l)")])
         }
-        return (main, study)
+        return (main, detail)
     }
 
     /// The suite with one embedding matrix for every split (tests; a real run gives each split its own: `itemMM(splitSeed)`).
@@ -166,7 +172,7 @@ public enum PaperSuite {
     public static func run(dataset: Dataset, itemMM: (UInt64) throws -> Matrix, options: Options, log: (String) -> Void) throws -> Result {
         let t0 = Date()
         let all = dataset.objectives.count
-        let (mainModels, lengthModels) = models(objectives: all, mmLength: options.training.config.mmLength, lengths: options.mmLengths)
+        let (mainModels, detailModels) = models(objectives: all, mmLength: options.training.config.mmLength, lengths: options.mmLengths)
         var rows: [String: Row] = [:]
         var order: [String] = []
         var testUsers: [Int] = []
@@ -217,7 +223,8 @@ public enum PaperSuite {
                 let trees = Trees(mm: mmTree, id: idTree)
                 leafLevel = mmTree.leafLevel
                 let levels = Evaluation.correspondingLevels(leafLevel: leafLevel)
-                let models = mainModels + (splitIndex < options.lengthStudySplits ? lengthModels : [])
+                let detail = splitIndex < options.detailSplits
+                let models = mainModels + (detail ? detailModels : [])
                 for model in models {
                     let tree = trees[keyPath: model.tree]
                     let outcome = try train(tree, model.configure, label: model.key)
@@ -229,7 +236,7 @@ public enum PaperSuite {
                         let run = makeRun(splitSeed, seed, report, levels: levels, seconds: outcome.trainSeconds, rate: outcome.samplesPerSecond,
                                           best: outcome.best?.step ?? outcome.stepsRun, run: outcome.stepsRun, budget: options.training.trainer.steps,
                                           validation: outcome.history)
-                        for (table, method) in model.rows where splitIndex < options.lengthStudySplits || table != lengthStudy {
+                        for (table, method) in model.rows where detail || (table != lengthStudy && table != table2b) {
                             record(table, method, k, run)
                         }
                     }
@@ -272,6 +279,7 @@ public enum PaperSuite {
                       validationK: options.training.validationK, beam: options.beam, skipSeenSubtrees: options.skipSeenSubtrees,
                       targets: options.training.trainer.targets, rankingObjective: options.training.rankingObjective,
                       objectives: dataset.objectives, leafLevel: leafLevel, levels: levels,
+                      detailSplits: min(options.detailSplits, options.splitSeeds.count),
                       config: options.training.config, rows: finished, seconds: Date().timeIntervalSince(t0))
     }
 
@@ -355,10 +363,9 @@ public enum PaperSuite {
         md += "H@h: H@hRecall@K at tree level h of \(r.leafLevel) (the levels of the paper's 13, 16, 19 and 22 of 22: "
         md += "\(r.levels.map(String.init).joined(separator: ", "))). "
         md += "best / run: per split and seed, the step whose weights were evaluated and the steps trained; † = best at the budget's last step "
-        md += "(the model may not have converged).\n"
+        md += "(the model may not have converged). Table 2b and the length study ran on the first \(r.detailSplits) split seed(s) only.\n"
         let titles = [table1: "Table 1: baselines and MISS", table2: "Table 2: progressive ablations (the paper's)",
-                      table2b: "Table 2b: one module removed at a time", lengthStudy: "Length study: L_mm (first split seed"
-                      + (r.splitSeeds.count > 1 ? " only" : "") + ")"]
+                      table2b: "Table 2b: one module removed at a time", lengthStudy: "Length study: L_mm"]
         for table in [table1, table2, table2b, lengthStudy] {
             let rows = r.rows.filter { $0.table == table }
             guard !rows.isEmpty else { continue }
