@@ -113,6 +113,9 @@ struct Import: ParsableCommand {
         var objectives: [String] = []
         @Option(help: "Comma-separated .item fields that form the text.") var textFields: String?
         @Option(help: ".item field whose first token is the category.") var categoryField: String?
+        @Option(help: ArgumentHelp("Comma-separated .item fields (token, token_seq, float or float_seq) that form the content modality 'fields'.",
+                                   discussion: "Tokens become a multi-hot over the field's vocabulary; numbers are standardised over the items that have them (an empty field is 0, the mean). A float field named here leaves the 'features' modality."))
+        var modalityFields: String?
         @Flag(help: "Skip users in .user that have no interactions instead of failing.") var dropInactiveUsers = false
         @Option(help: "Output dataset file.") var out: String
 
@@ -134,6 +137,12 @@ struct Import: ParsableCommand {
             }
             o.textFields = textFields?.split(separator: ",").map(String.init)
             o.categoryField = categoryField
+            if let modalityFields {
+                o.modalityFields = modalityFields.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard !o.modalityFields.isEmpty, !o.modalityFields.contains("") else {
+                    throw ValidationError("--modality-fields '\(modalityFields)' is not a comma-separated list of .item field names (e.g. genre,year)")
+                }
+            }
             o.dropInactiveUsers = dropInactiveUsers
             try runReportingInputErrors {
                 let t0 = Date()

@@ -125,6 +125,21 @@ enum MissBinary {
         #expect(meta["text"] == text && meta["split_seed"] == "1")
     }
 
+    @Test func importRecBoleModalityFields() throws {
+        let dir = try temporaryDirectory()
+        let base = dir.appendingPathComponent("toy").path
+        try Data("user_id:token\titem_id:token\ttimestamp:float\nu1\ti1\t10\nu1\ti2\t20\n".utf8).write(to: URL(fileURLWithPath: base + ".inter"))
+        try Data("item_id:token\tgenre:token_seq\tyear:float\ni1\tcomedy drama\t1990\ni2\tdrama\t\n".utf8).write(to: URL(fileURLWithPath: base + ".item"))
+        let out = dir.appendingPathComponent("toy.missdata").path
+        let bad = try MissBinary.run(["import", "recbole", base, "--modality-fields", "genre,colour", "--out", out])
+        #expect(bad.status == 2 && bad.stderr.contains("toy.item, line 1 (header): has no field 'colour'"), "\(bad.stderr)")
+        #expect(bad.stderr.contains("--modality-fields") && !FileManager.default.fileExists(atPath: out))
+        let empty = try MissBinary.run(["import", "recbole", base, "--modality-fields", "genre,,year", "--out", out])
+        #expect(empty.status != 0 && empty.stderr.contains("--modality-fields 'genre,,year'"), "\(empty.stderr)")
+        let good = try MissBinary.run(["import", "recbole", base, "--modality-fields", "genre,year", "--out", out])
+        #expect(good.status == 0 && good.stdout.contains("modalities: fields (3)"), "\(good.stdout)\(good.stderr)")
+    }
+
     /// synth → embed → build-tree → tree stats on a small world, through the real binary.
     @Test func pipelineRunsEndToEnd() throws {
         let dir = try temporaryDirectory()

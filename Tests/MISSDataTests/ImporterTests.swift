@@ -168,6 +168,87 @@ import MISSData
         #expect(try RecBoleImporter.load(base: base, options: o).userIDs == ["u1", "u2"])
     }
 
+    /// Every RecBole type: genre token_seq, year float (i2 without one), kind token (i3 without one), emb float_seq.
+    let fieldItems = """
+        item_id:token\tgenre:token_seq\tyear:float\tkind:token\temb:float_seq\ttitle:token_seq
+        i1\tcomedy drama\t1990\tfilm\t1 5\tthe first one
+        i2\tdrama\t\tseries\t3 5\tsecond
+        i3\thorror\t2000\t\t\tthird thing
+        i4\t\t2010\tfilm\t5 5\tfourth
+
+        """
+
+    func importWithModalityFields(_ fields: [String], items: String? = nil) throws -> Dataset {
+        let base = try makeRecBole(try temporaryDirectory(), inter: inter, item: items ?? fieldItems)
+        var o = RecBoleImporter.Options()
+        o.modalityFields = fields
+        return try RecBoleImporter.load(base: base, options: o)
+    }
+
+    @Test func modalityFieldsByHand() throws {
+        let d = try importWithModalityFields(["genre", "year", "kind", "emb"])
+        try d.validate(source: "toy")
+        // year and emb are in "fields", so no float field is left for "features".
+        #expect(d.modalities.map(\.name) == ["fields"])
+        // genre: comedy, drama, horror | year: 1990, 2000, 2010 have mean 2000 and std √(200/3), so ∓√1.5,
+        // missing → 0 | kind: film, series | emb: first values 1, 3, 5 → −√1.5, 0, √1.5; the second is always 5 → 0.
+        let z = Float(1.5.squareRoot())
+        let expected = Matrix([
+            [1, 1, 0, -z, 1, 0, -z, 0],
+            [0, 1, 0, 0, 0, 1, 0, 0],
+            [0, 0, 1, 0, 0, 0, 0, 0],
+            [0, 0, 0, z, 1, 0, z, 0],
+        ])
+        let m = d.modalities[0].values
+        #expect(m.rows == 4 && m.cols == 8)
+        for r in 0..<4 { for c in 0..<8 { #expect(abs(m[r, c] - expected[r, c]) < 1e-6, "(\(r), \(c)): \(m[r, c])") } }
+        // The text is unchanged by the flag: every token field but the id.
+        #expect(d.itemTexts[0] == "comedy drama. film. the first one")
+    }
+
+    @Test func modalityFieldsBesideTheFeatures() throws {
+        let d = try importWithModalityFields(["genre"], items: item)
+        #expect(d.modalities.map(\.name) == ["features", "fields"])
+        #expect(d.modalities[0].values == Matrix([[0.5, 1], [1, 0], [0, 0.25]]))
+        #expect(d.modalities[1].values == Matrix([[1, 1, 0], [0, 1, 0], [0, 0, 1]]))
+    }
+
+    @Test func badModalityFieldsNameTheFileTheFieldAndTheFix() throws {
+        let unknown = inputError { _ = try importWithModalityFields(["genre", "colour"]) }
+        #expect(unknown?.file.hasSuffix("toy.item") == true && unknown?.location == "line 1 (header)")
+        #expect(unknown?.problem.contains("no field 'colour'") == true && unknown?.fix.contains("--modality-fields") == true)
+
+        let id = inputError { _ = try importWithModalityFields(["item_id"]) }
+        #expect(id?.file.hasSuffix("toy.item") == true && id?.location == "line 1 (header), field 'item_id'")
+        #expect(id?.problem.contains("is the item id") == true && id?.fix == "Leave 'item_id' out of --modality-fields")
+
+        let twice = inputError { _ = try importWithModalityFields(["year", "genre", "year"]) }
+        #expect(twice?.location == "line 1 (header), field 'year'" && twice?.problem.contains("named twice") == true)
+
+        let empty = inputError { _ = try importWithModalityFields(["kind"], items: "item_id:token\tkind:token\ni1\t\ni2\t\ni3\t\n") }
+        #expect(empty?.location == "fields 'kind'" && empty?.problem.contains("no value for any item") == true)
+
+        let base = try makeRecBole(try temporaryDirectory(), inter: inter)
+        var o = RecBoleImporter.Options()
+        o.modalityFields = ["genre"]
+        let noItemFile = inputError { _ = try RecBoleImporter.load(base: base, options: o) }
+        #expect(noItemFile?.file == base.path + ".item" && noItemFile?.problem.contains("no such file") == true)
+        #expect(noItemFile?.fix.contains("--modality-fields") == true)
+    }
+
+    @Test func badModalityFieldValuesNameTheLine() throws {
+        // emb and year are named each time: a float field left to "features" must be there for every item.
+        let notANumber = inputError { _ = try importWithModalityFields(["emb", "year"], items: fieldItems.replacingOccurrences(of: "2000", with: "200x")) }
+        #expect(notANumber?.location == "line 4, field 'year'" && notANumber?.problem == "'200x' is not a number")
+
+        let two = inputError { _ = try importWithModalityFields(["emb", "year"], items: fieldItems.replacingOccurrences(of: "2010", with: "2010 2011")) }
+        #expect(two?.location == "line 5, field 'year'" && two?.problem == "has 2 numbers where a float field holds one")
+        #expect(two?.fix.contains("float_seq") == true)
+
+        let ragged = inputError { _ = try importWithModalityFields(["emb", "year"], items: fieldItems.replacingOccurrences(of: "3 5", with: "3 5 7")) }
+        #expect(ragged?.location == "line 3, field 'emb'" && ragged?.problem == "has 3 numbers where earlier items have 2")
+    }
+
     @Test func badHeaderType() throws {
         let base = try makeRecBole(try temporaryDirectory(), inter: "user_id:token\titem_id\n1\t2\n")
         let e = inputError { _ = try RecBoleImporter.load(base: base) }

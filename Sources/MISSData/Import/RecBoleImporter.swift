@@ -6,6 +6,10 @@ import MISSCore
 ///
 /// Objectives come from a label field and thresholds (`rating ≥ 4` → "liked"); without a label field
 /// every interaction counts for the single objective "interaction".
+///
+/// Content: the text from `.item` token fields; the float and float_seq fields as they are
+/// ("features"); and, from the fields named in `modalityFields`, the modality "fields" (multi-hot
+/// tokens and standardised numbers: `FieldModality`). A field named there leaves "features".
 public enum RecBoleImporter {
     public struct Options: Sendable {
         public var userField = "user_id"
@@ -18,6 +22,8 @@ public enum RecBoleImporter {
         public var textFields: [String]? = nil
         /// `.item` field whose (first) token is the item's category.
         public var categoryField: String? = nil
+        /// `.item` fields that form the modality "fields"; empty = no such modality.
+        public var modalityFields: [String] = []
         /// Users listed in `.user` without any interaction are an error unless this is set.
         public var dropInactiveUsers = false
         public init() {}
@@ -46,6 +52,24 @@ public enum RecBoleImporter {
         return f
     }
 
+    /// The `.item` fields named by `--modality-fields`, each once, none of them the item id.
+    static func modalityFields(_ names: [String], in fields: [Field], file: DelimitedFile, idField: Field) throws -> [Field] {
+        var seen = Set<String>()
+        return try names.map { name in
+            let f = try find(name, in: fields, file: file, flag: "--modality-fields")
+            guard f.name != idField.name else {
+                throw InputError(file: file.path, location: "line 1 (header), field '\(name)'",
+                                 problem: "is the item id: one column per item tells nothing about an item's content",
+                                 fix: "Leave '\(name)' out of --modality-fields")
+            }
+            guard seen.insert(name).inserted else {
+                throw InputError(file: file.path, location: "line 1 (header), field '\(name)'",
+                                 problem: "is named twice in --modality-fields", fix: "Name each field once")
+            }
+            return f
+        }
+    }
+
     /// `base` is the path without extension, e.g. `data/ml-100k/ml-100k`.
     public static func load(base: URL, options: Options = Options()) throws -> Dataset {
         let interPath = base.path + ".inter", itemPath = base.path + ".item", userPath = base.path + ".user"
@@ -71,6 +95,10 @@ public enum RecBoleImporter {
         var modalities: [Modality] = []
         var index: [String: Int] = [:]
         let hasItemFile = FileManager.default.fileExists(atPath: itemPath)
+        if !hasItemFile && !options.modalityFields.isEmpty {
+            throw InputError(file: itemPath, problem: "no such file, and --modality-fields reads its fields",
+                             fix: "Add the .item file, or leave out --modality-fields")
+        }
         if hasItemFile {
             let items = try DelimitedFile(path: itemPath, dialect: .tsv)
             let itemFields = try fields(items)
@@ -78,7 +106,11 @@ public enum RecBoleImporter {
             let textFs = try (options.textFields?.map { try find($0, in: itemFields, file: items, flag: "--text-fields") })
                 ?? itemFields.filter { ($0.type == "token" || $0.type == "token_seq") && $0.name != idF.name }
             let catF = try options.categoryField.map { try find($0, in: itemFields, file: items, flag: "--category-field") }
-            let floatFs = itemFields.filter { $0.type == "float_seq" || $0.type == "float" }
+            var modalityColumns = try modalityFields(options.modalityFields, in: itemFields, file: items, idField: idF)
+                .map { FieldModality.Column(field: $0) }
+            let floatFs = itemFields.filter { f in
+                (f.type == "float_seq" || f.type == "float") && !modalityColumns.contains { $0.field.name == f.name }
+            }
             var floatRows: [[Float]] = []
             for row in items.rows {
                 let id = try items.field(row, idF.column)
@@ -98,6 +130,9 @@ public enum RecBoleImporter {
                         categories.append(categoryIndex[c]!)
                     }
                 } else { categories.append(-1) }
+                for c in modalityColumns.indices {
+                    modalityColumns[c].values.append((row.line, try items.field(row, modalityColumns[c].field.column)))
+                }
                 var values: [Float] = []
                 for f in floatFs {
                     let s = try items.field(row, f.column)
@@ -121,6 +156,9 @@ public enum RecBoleImporter {
             }
             if let dim = floatRows.first?.count, dim > 0 {
                 modalities.append(Modality(name: "features", values: Matrix(rows: itemIDs.count, cols: dim, storage: floatRows.flatMap { $0 })))
+            }
+            if !modalityColumns.isEmpty {
+                modalities.append(Modality(name: FieldModality.name, values: try FieldModality.build(modalityColumns, path: itemPath)))
             }
         }
 
