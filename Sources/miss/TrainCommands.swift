@@ -83,6 +83,11 @@ struct Train: ParsableCommand {
             let t0 = Date()
             let dataset = try loadDataset(data)
             let emb = try ItemEmbeddings.load(from: URL(fileURLWithPath: embeddings), expectedItems: dataset.itemCount)
+            // Embeddings aligned (and, for tags, written) on another split's training users have seen this split's evaluation users.
+            if let recorded = emb.metadata["split_seed"], recorded != String(splitSeed) {
+                throw InputError(file: embeddings, location: "__metadata__.split_seed", problem: "was aligned on split seed \(recorded), not --split-seed \(splitSeed)",
+                                 fix: "Run `miss embed --data \(data) --split-seed \(splitSeed) --out …`, or train with --split-seed \(recorded)")
+            }
             let indexTree = try IndexTree.load(from: URL(fileURLWithPath: tree), expectedItems: dataset.itemCount)
             guard indexTree.dim == emb.multimodal.cols else {
                 throw InputError(file: tree, location: "node_embeddings", problem: "has \(indexTree.dim) dims but the MM embeddings have \(emb.multimodal.cols)",
