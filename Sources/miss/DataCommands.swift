@@ -41,6 +41,8 @@ struct Synth: ParsableCommand {
     @Option(help: "Number of users.") var users = 800
     @Option(help: "Shortest user sequence.") var minLength = 20
     @Option(help: "Longest user sequence.") var maxLength = 8_000
+    @Flag(inversion: .prefixedNo, help: "Users' old interests come back after long gaps (--no-recurrence: the control, whose interests drift away for good).")
+    var recurrence = true
     @Option(help: "Output dataset file (.missdata).") var out: String
 
     func validate() throws {
@@ -54,9 +56,10 @@ struct Synth: ParsableCommand {
     func run() throws {
         var c = SyntheticWorld.Config()
         c.seed = seed; c.items = items; c.users = users; c.minLength = minLength; c.maxLength = maxLength
+        c.recurrence = recurrence
         let t0 = Date()
         let bar = ProgressBar("synth", total: users, unit: "users")
-        let (dataset, _) = SyntheticWorld.generate(c) { done, _ in bar.update(done) }
+        let (dataset, truth) = SyntheticWorld.generate(c) { done, _ in bar.update(done) }
         bar.finish()
         let url = URL(fileURLWithPath: out)
         try runReportingInputErrors {
@@ -65,6 +68,9 @@ struct Synth: ParsableCommand {
             }
         }
         summarize(dataset, wrote: url, seconds: Date().timeIntervalSince(t0))
+        let r = SyntheticWorld.recurrence(in: dataset, truth: truth, gap: 200)
+        print(String(format: "  interests: %.1f %% of behaviours follow one back after more than 200 behaviours away (%.1f %% are the first back); %.1f %% re-watch an item",
+                     100 * r.returning, 100 * r.returns, 100 * r.reconsumption))
     }
 }
 
