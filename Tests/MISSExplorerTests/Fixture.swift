@@ -54,12 +54,13 @@ enum Fixture {
     static func aggregates(of model: ExplorerModel) -> Aggregates { model.aggregates(heatmapRows: 20, maxUsers: 500, buckets: 32, bins: 20) }
 
     /// A state with the user's trace and the aggregates loaded, at a size.
-    static func state(width: Int = 80, height: Int = 24, view: View = .beam, level: Int? = nil, model: ExplorerModel = model) -> ExplorerState {
+    static func state(width: Int = 80, height: Int = 24, view: View = .beam, level: Int? = nil, model: ExplorerModel = model,
+                      row: Int = row) -> ExplorerState {
         var s = ExplorerState.initial(catalog: model.catalog, users: model.users, colorMode: .mono, row: row, view: view, beamSize: 6, finalK: 10)
         #expect(s.pending == [.computeAggregates, .computeRecalls, .loadUser(row)])
         s.pending = []
         s = reduce(s, .resized(width: width, height: height))
-        s = reduce(s, .userLoaded(trace(model: model)))
+        s = reduce(s, .userLoaded(trace(row: row, model: model)))
         s = reduce(s, .aggregatesReady(model === Self.model ? aggregates : aggregates(of: model)))
         s = reduce(s, .recallsReady(model === Self.model ? recalls : model.recalls(beamSize: 6, finalK: 10)))
         if let level { s.level = level; s.candidateCursor = 0 }

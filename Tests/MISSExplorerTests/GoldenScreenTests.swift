@@ -110,9 +110,12 @@ import MISSExplorer
     /// and the selected entry's line, and scrolling to the last entry shows it (the list's last row was once
     /// drawn under the legend).
     @Test func aLongGSUListEndsAboveTheLegendAndScrollsToItsLastEntry() throws {
-        var s = Fixture.state(width: 80, height: 24, view: .gsu, level: 1, model: Fixture.longListModel)
+        // A test user whose history holds at least 24 behaviours, so that the top-24 fills both lists.
+        let model = Fixture.longListModel
+        let row = try #require(model.users.firstIndex { $0.split == "test" && $0.targets > 0 && model.history(of: $0.index).count >= 24 })
+        var s = Fixture.state(width: 80, height: 24, view: .gsu, level: 1, model: model, row: row)
         let n = max(s.comparison!.co.count, s.comparison!.mm.count)
-        #expect(n == 24, "the fixture's top-24 fills both lists")
+        #expect(n == 24, "the top-24 fills both lists")
         let legend = "◆ in both top-K · score: raw r_i · weight: ESU softmax over the top-K"
         let down = KeyTable.bindings.first { $0.action == .down }!.keys[0]
         for cursor in [0, n - 1] {

@@ -74,8 +74,12 @@ import MISSModel
 
 @Suite struct TrainingTests {
     @Test func levelwiseTrainingLowersTheLossAndBeatsTheUntrainedModel() throws {
+        // A 4 × 2 × 2 hierarchy: 16 sub-topics of about 25 items (SampleData's hold about 62). With the default
+        // 128, 400 items leave about 3 per sub-topic; users who seldom re-watch use each one up, so what they
+        // watch next lies outside what their history shows, and training finds nothing that carries over.
         var wc = SyntheticWorld.Config()
         wc.seed = 21; wc.items = 400; wc.users = 120; wc.maxLength = 300
+        wc.superTopics = 4; wc.topicsPerSuper = 2; wc.subtopicsPerTopic = 2
         let d = SyntheticWorld.generate(wc).dataset
         let split = EvaluationSplit(dataset: d, seed: 1)
         let content = try ContentFeatures.build(dataset: d)
@@ -97,7 +101,7 @@ import MISSModel
         let untrained = recall(makeEstimator())
         let est = makeEstimator()
         var tc = LevelwiseTrainer.Config()
-        tc.steps = 150; tc.instancesPerBatch = 8
+        tc.steps = 300; tc.instancesPerBatch = 8  // Recall@40 0.113 → 0.372 (at 150 steps recall has barely moved: 0.118)
         var losses: [Double] = []
         try LevelwiseTrainer(dataset: d, tree: tree, users: split.train).train(est, config: tc) { losses.append($0.loss) }
         let first = losses.prefix(15).reduce(0, +) / 15, last = losses.suffix(15).reduce(0, +) / 15
