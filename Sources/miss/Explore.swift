@@ -40,8 +40,7 @@ enum SampleData {
         let b = try BuildTree.parse(["--data", data, "--embeddings", emb, "--out", tree])
         try b.run()
         say("[3/3] level-wise training of the estimator")
-        // `miss train`'s own budget (`TrainingDefaults`; 500 steps before the eighteenth session left the model
-        // on the plateau of its validation recall that docs/RESULTS.md describes).
+        // `miss train`'s own budget and early stopping (`TrainingDefaults`).
         let t = try Train.parse(["--data", data, "--embeddings", emb, "--tree", tree, "--out", bundle, "--sasrec-steps", "2000"])
         try t.run()
         say(String(format: "SampleData bundle ready in %.0f s: %@", Date().timeIntervalSince(t0), bundle))

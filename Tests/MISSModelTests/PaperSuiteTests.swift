@@ -62,6 +62,7 @@ import MISSModel
         #expect(row("Length study", "MISS L_mm=80").runs[0].recall == miss.runs[0].recall)
         // Paired differences from MISS over the same users; none for MISS itself; MISS minus MISS would be 0.
         #expect(miss.recallDifferenceFromMISS == nil && row("Table 2", "MISS").recallDifferenceFromMISS == nil)
+        #expect(row("Length study", "MISS L_mm=80").recallDifferenceFromMISS == nil && row("Length study", "MISS L_mm=40").recallDifferenceFromMISS != nil)
         let tdm = row("Table 1", "TDM"), diff = try #require(tdm.recallDifferenceFromMISS)
         #expect(abs(diff.estimate - (tdm.recall!.estimate - miss.recall!.estimate)) < 1e-12)
         // H@h at the levels of the paper's 13/16/19/22 of 22, for tree models only.

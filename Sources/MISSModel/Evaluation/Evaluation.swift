@@ -48,9 +48,7 @@ public enum Evaluation {
                                 k: Int, beamSize: Int, method: String = "MISS", skipSeenSubtrees: Bool = true,
                                 rankingObjective: Int? = nil, progress: ((Int) -> Void)? = nil) -> Report {
         let leafPositions = tree.itemLeafPositions()
-        var recall = 0.0, precision = 0.0, counted = 0, returned = 0, short = 0
-        var hSum = [Double](repeating: 0, count: tree.leafLevel + 1)
-        var perUser = (indices: [Int](), recall: [Double](), precision: [Double](), hierarchical: [[Double]]())
+        var perUser = PerUser()
         let weights = estimator.scoringWeights()   // the parameters do not change while it evaluates
         for (i, u) in users.enumerated() {
             progress?(i)
@@ -61,27 +59,14 @@ public enum Evaluation {
                                    config: .init(beamSize: beamSize, finalK: k, skipSeenSubtrees: skipSeenSubtrees,
                                                  rankingObjective: rankingObjective),
                                    exclude: Set(history), weights: weights)
-            let userRecall = RetrievalMetrics.recall(retrieved: r.items, targets: targets)
-            let userPrecision = RetrievalMetrics.precision(retrieved: r.items, targets: targets, k: k)
-            recall += userRecall
-            precision += userPrecision
-            returned += r.items.count
-            if r.items.count < k { short += 1 }
             var levels = [Double](repeating: 0, count: tree.leafLevel + 1)
             for (h, beam) in r.beams.enumerated() {
                 levels[h] = RetrievalMetrics.hierarchicalRecall(beam: beam, level: h, targets: targets, tree: tree,
                                                                 itemLeafPositions: leafPositions)
-                hSum[h] += levels[h]
             }
-            perUser.indices.append(u); perUser.recall.append(userRecall); perUser.precision.append(userPrecision)
-            perUser.hierarchical.append(levels)
-            counted += 1
+            perUser.add(u, retrieved: r.items, targets: targets, k: k, hierarchical: levels)
         }
-        let n = Double(max(1, counted))
-        return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n,
-                      hierarchicalRecall: hSum.map { $0 / n }, meanReturned: Double(returned) / n, usersShort: short,
-                      userIndices: perUser.indices, userRecall: perUser.recall, userPrecision: perUser.precision,
-                      userHierarchicalRecall: perUser.hierarchical)
+        return perUser.report(method: method, k: k, levels: tree.leafLevel + 1)
     }
 
     /// The estimator without the tree: every leaf (item not in the history) scored by the estimator, the K
@@ -126,25 +111,37 @@ public enum Evaluation {
     /// Recall and precision of a retriever without a tree: `retrieve(history, historySet)` gives K items.
     static func evaluate(dataset: Dataset, users: [Int], k: Int, method: String,
                          retrieve: (ArraySlice<Int32>, Set<Int32>) -> [Int32]) -> Report {
-        var recall = 0.0, precision = 0.0, counted = 0, returned = 0, short = 0
-        var perUser = (indices: [Int](), recall: [Double](), precision: [Double]())
+        var perUser = PerUser()
         for u in users {
             let history = dataset.behaviourItems[EvaluationSplit.history(of: u, in: dataset)]
             let targets = EvaluationSplit.targetItems(of: u, in: dataset)
             guard !targets.isEmpty else { continue }
-            let retrieved = retrieve(history, Set(history))
-            let userRecall = RetrievalMetrics.recall(retrieved: retrieved, targets: targets)
-            let userPrecision = RetrievalMetrics.precision(retrieved: retrieved, targets: targets, k: k)
-            recall += userRecall
-            precision += userPrecision
-            returned += retrieved.count
-            if retrieved.count < k { short += 1 }
-            perUser.indices.append(u); perUser.recall.append(userRecall); perUser.precision.append(userPrecision)
-            counted += 1
+            perUser.add(u, retrieved: retrieve(history, Set(history)), targets: targets, k: k)
         }
-        let n = Double(max(1, counted))
-        return Report(method: method, users: counted, k: k, recall: recall / n, precision: precision / n, hierarchicalRecall: [],
-                      meanReturned: Double(returned) / n, usersShort: short,
-                      userIndices: perUser.indices, userRecall: perUser.recall, userPrecision: perUser.precision)
+        return perUser.report(method: method, k: k, levels: nil)
+    }
+
+    /// Every evaluated user's results, in evaluation order; a report's means are their sums in that order over
+    /// the count (every metric reads the per-user results collected once).
+    struct PerUser {
+        var users: [Int] = [], recall: [Double] = [], precision: [Double] = [], returned: [Int] = [], hierarchical: [[Double]] = []
+
+        mutating func add(_ user: Int, retrieved: [Int32], targets: Set<Int32>, k: Int, hierarchical levels: [Double] = []) {
+            users.append(user)
+            recall.append(RetrievalMetrics.recall(retrieved: retrieved, targets: targets))
+            precision.append(RetrievalMetrics.precision(retrieved: retrieved, targets: targets, k: k))
+            returned.append(retrieved.count)
+            hierarchical.append(levels)
+        }
+
+        /// `levels`: H@hRecall's levels (the tree's depth + 1), nil for a retriever without a tree.
+        func report(method: String, k: Int, levels: Int?) -> Report {
+            let n = Double(max(1, users.count))
+            return Report(method: method, users: users.count, k: k, recall: recall.reduce(0, +) / n, precision: precision.reduce(0, +) / n,
+                          hierarchicalRecall: levels.map { l in (0..<l).map { h in hierarchical.reduce(0) { $0 + $1[h] } / n } } ?? [],
+                          meanReturned: Double(returned.reduce(0, +)) / n, usersShort: returned.filter { $0 < k }.count,
+                          userIndices: users, userRecall: recall, userPrecision: precision,
+                          userHierarchicalRecall: levels == nil ? [] : hierarchical)
+        }
     }
 }

@@ -264,7 +264,12 @@ public enum PaperSuite {
         }
         let levels = Evaluation.correspondingLevels(leafLevel: leafLevel)
         var finished = order.map { rows[$0]! }
-        for i in finished.indices { summarise(&finished[i], against: finished, levels: levels.count, resamples: options.resamples) }
+        // The rows MISS's own model fills (in every table, and the length study's at MISS's L_mm) have no difference from it.
+        let missRows = Set(mainModels.first { $0.key == "MISS" }!.rows.map { "\($0.0)|\($0.1)" })
+        for i in finished.indices {
+            summarise(&finished[i], against: finished, isMISS: missRows.contains("\(finished[i].table)|\(finished[i].method)"),
+                      levels: levels.count, resamples: options.resamples)
+        }
         // Tables in order; within one, the paper's method order and the length study by L_mm.
         let canonical = ["TDM", "TDM+MMoE", "SASRec", "MISS", "popularity", "v1: w/o MM-GSU", "v2: v1 w/o Co-GSU", "v3: v2 on the ID tree",
                          "w/o MM-GSU", "w/o Co-GSU", "w/o MM tree"] + options.mmLengths.sorted().map { "MISS L_mm=\($0)" }
@@ -293,7 +298,8 @@ public enum PaperSuite {
     }
 
     /// Fills `row`'s intervals and its paired difference from MISS's row at the same K (over the splits both ran).
-    static func summarise(_ row: inout Row, against all: [Row], levels: Int, resamples: Int) {
+    /// `isMISS`: the row is MISS's own model (no difference from itself).
+    static func summarise(_ row: inout Row, against all: [Row], isMISS: Bool, levels: Int, resamples: Int) {
         let splits = Array(Set(row.runs.map(\.splitSeed))).sorted()
         let seed = UInt64(row.k)
         row.recall = Statistics.bootstrapMean(strata: units(row.runs, splits: splits) { $0.userRecall }, resamples: resamples, seed: seed)
@@ -304,7 +310,7 @@ public enum PaperSuite {
                                          resamples: resamples, seed: seed)
             }
         }
-        guard row.method != "MISS",
+        guard !isMISS,
               let miss = all.first(where: { $0.method == "MISS" && $0.table == table1 && $0.k == row.k }) else { return }
         let missRuns = miss.runs.filter { splits.contains($0.splitSeed) }
         guard Set(missRuns.map(\.splitSeed)) == Set(splits) else { return }

@@ -105,7 +105,7 @@ public struct LevelwiseTrainer {
         return out
     }
 
-    /// Draws held before an instance without unseen targets is given up (a batch then has one instance fewer).
+    /// Draws made before an instance with unseen targets is given up on (a batch then has one instance fewer).
     static let maximumDraws = 1000
 
     public func instance(_ rng: inout Xoshiro256StarStar, config: Config) -> Instance? {
